@@ -1,0 +1,151 @@
+//! The WIT glue: bindings generated from `wit/livesnap.wit` and the conversions between WIT types
+//! and the pure modules. Nothing here decides anything.
+
+use crate::capture::{Action, Outcome, Session, SessionInfo, Settings};
+use crate::error::{ErrorCode, Failure};
+use crate::naming::KeyMode;
+use crate::render::{self, Matrix};
+use std::cell::RefCell;
+
+mod bindings {
+    wit_bindgen::generate!({
+        world: "snapper",
+        path: "../wit",
+    });
+}
+
+use bindings::exports::livesnap::snap::capture as wit_capture;
+use bindings::exports::livesnap::snap::render as wit_render;
+use bindings::livesnap::snap::types as wit_types;
+
+impl From<Failure> for wit_types::Failure {
+    fn from(f: Failure) -> Self {
+        wit_types::Failure {
+            code: match f.code {
+                ErrorCode::DecodeFailed => wit_types::ErrorCode::DecodeFailed,
+                ErrorCode::UnsupportedStream => wit_types::ErrorCode::UnsupportedStream,
+                ErrorCode::UploadFailed => wit_types::ErrorCode::UploadFailed,
+                ErrorCode::Timeout => wit_types::ErrorCode::Timeout,
+                ErrorCode::LimitExceeded => wit_types::ErrorCode::LimitExceeded,
+            },
+            message: f.message,
+        }
+    }
+}
+
+impl From<wit_types::Failure> for Failure {
+    fn from(f: wit_types::Failure) -> Self {
+        let code = match f.code {
+            wit_types::ErrorCode::DecodeFailed => ErrorCode::DecodeFailed,
+            wit_types::ErrorCode::UnsupportedStream => ErrorCode::UnsupportedStream,
+            wit_types::ErrorCode::UploadFailed => ErrorCode::UploadFailed,
+            wit_types::ErrorCode::Timeout => ErrorCode::Timeout,
+            wit_types::ErrorCode::LimitExceeded => ErrorCode::LimitExceeded,
+        };
+        Failure::new(code, f.message)
+    }
+}
+
+struct Component;
+
+/// The `session` resource: the pure session behind a `RefCell`, as resource methods take `&self`.
+struct SessionResource(RefCell<Session>);
+
+impl wit_capture::Guest for Component {
+    type Session = SessionResource;
+}
+
+impl wit_capture::GuestSession for SessionResource {
+    fn create(
+        info: wit_capture::SessionInfo,
+        settings: wit_capture::Settings,
+    ) -> Result<wit_capture::Session, wit_types::Failure> {
+        let info = SessionInfo {
+            app: info.app,
+            stream: info.stream,
+            push_start_ms: info.push_start_ms,
+            session_id: info.session_id,
+        };
+        let settings = Settings {
+            interval_s: settings.interval_s,
+            mode: match settings.mode {
+                wit_capture::KeyMode::Sequence => KeyMode::Sequence,
+                wit_capture::KeyMode::Overwrite => KeyMode::Overwrite,
+            },
+            shortside_px: settings.shortside_px,
+            quality: settings.quality,
+            bucket: settings.bucket,
+            uniqname: settings.uniqname,
+            alterurl: settings.alterurl,
+        };
+        let session = Session::new(info, settings)?;
+        Ok(wit_capture::Session::new(SessionResource(RefCell::new(session))))
+    }
+
+    fn push_tag(
+        &self,
+        tag_type: u8,
+        timestamp_ms: u32,
+        body: Vec<u8>,
+    ) -> Result<wit_capture::Action, wit_types::Failure> {
+        let action = self.0.borrow_mut().push_tag(tag_type, timestamp_ms, &body)?;
+        Ok(match action {
+            Action::None => wit_capture::Action::None,
+            Action::Refused(body) => wit_capture::Action::Refused(body),
+            Action::Capture(shot) => wit_capture::Action::Capture(wit_capture::Shot {
+                seq: shot.seq,
+                key: shot.key,
+                unix_timestamp: shot.unix_timestamp,
+                clock_ms: shot.clock_ms,
+                pts_ms: shot.pts_ms,
+                config: shot.config,
+                access_unit: shot.access_unit,
+                shortside_px: shot.shortside_px,
+                jpeg_quality: shot.jpeg_quality,
+            }),
+        })
+    }
+
+    fn complete(&self, seq: u32, outcome: wit_capture::Outcome) -> Result<String, wit_types::Failure> {
+        let outcome = match outcome {
+            wit_capture::Outcome::Stored((w, h)) => Outcome::Stored(w, h),
+            wit_capture::Outcome::Failed(f) => Outcome::Failed(f.into()),
+        };
+        Ok(self.0.borrow_mut().complete(seq, outcome)?)
+    }
+}
+
+impl wit_render::Guest for Component {
+    fn render(
+        config: Vec<u8>,
+        access_unit: Vec<u8>,
+        shortside_px: Option<u32>,
+        jpeg_quality: u8,
+    ) -> Result<wit_render::Picture, wit_types::Failure> {
+        let picture = render::render(&config, &access_unit, shortside_px, jpeg_quality)?;
+        Ok(wit_render::Picture {
+            jpeg: picture.jpeg,
+            width_px: picture.width,
+            height_px: picture.height,
+        })
+    }
+
+    fn decode(config: Vec<u8>, access_unit: Vec<u8>) -> Result<wit_render::Frame, wit_types::Failure> {
+        let frame = render::decode(&config, &access_unit)?;
+        Ok(wit_render::Frame {
+            width_px: frame.width,
+            height_px: frame.height,
+            y: frame.y,
+            u: frame.u,
+            v: frame.v,
+            full_range: frame.full_range,
+            matrix: match frame.matrix {
+                Matrix::Bt601 => wit_render::Matrix::Bt601,
+                Matrix::Bt709 => wit_render::Matrix::Bt709,
+            },
+        })
+    }
+}
+
+bindings::export!(Component with_types_in bindings);
+

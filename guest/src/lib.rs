@@ -1,0 +1,23 @@
+//! livesnap-guest: the capture component. It owns every decision about untrusted stream bytes —
+//! FLV video tag parsing, the session clock and interval rule, I-frame detection, object keys,
+//! callback JSON — and the render path (decode one I-frame, crop, colour, scale, JPEG).
+//!
+//! It never does I/O and never reads a clock: the host pushes tags in and does what the guest
+//! returns. Everything but the WIT glue in `bindings` compiles and is tested natively.
+#![deny(unsafe_code)]
+
+pub mod error;
+pub mod render;
+pub mod scale;
+pub mod color;
+pub mod encode;
+pub mod avc;
+pub mod callback;
+pub mod capture;
+pub mod clock;
+pub mod flv;
+pub mod naming;
+
+#[cfg(target_arch = "wasm32")]
+#[allow(unsafe_code, reason = "wit-bindgen's generate!/export! expand to the canonical ABI's unsafe exports")]
+mod component;

@@ -1,0 +1,908 @@
+//! Render one I-frame to a JPEG: decode it with a fresh `rust_h264` decoder (already cropped to
+//! the SPS window), shrink it to the `shortside` size ([`crate::scale`]), map its colour into JFIF
+//! ([`crate::color`]) and encode it ([`crate::encode`]).
+//!
+//! Scaling comes before the colour conversion because both are linear: the result is the same
+//! (up to rounding) and the conversion then touches only the output pixels. Every size is checked
+//! against [`MAX_SIDE_PX`] and [`MAX_PIXELS`] from the SPS before a single slice is decoded, so a
+//! hostile SPS cannot make the decoder allocate a huge picture.
+
+use std::collections::BTreeMap;
+
+use rust_h264::decoder::{ChromaFormat, Decoder, Frame};
+use rust_h264::error::DecodeError;
+use rust_h264::nal::{self, NalUnit, NalUnitType, SpsInfo};
+
+pub use crate::color::Matrix;
+use crate::error::Failure;
+use crate::{color, encode, scale};
+
+/// Largest coded picture side the renderer decodes (DESIGN.md, "Architecture").
+pub const MAX_SIDE_PX: u32 = 8192;
+/// Largest coded picture area the renderer decodes (DESIGN.md, "Architecture").
+pub const MAX_PIXELS: u64 = 36_000_000;
+
+/// A decoded, cropped 8-bit 4:2:0 picture, planes tightly packed (no row padding): `y` is
+/// `width × height`, `u` and `v` are `ceil(width/2) × ceil(height/2)`. H.264 4:2:0 crops in
+/// steps of two, so a 4:2:0 stream always has even sides and the chroma planes are exactly
+/// half size; odd sides come only from monochrome streams.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Yuv420 {
+    /// Width of the luma plane in pixels.
+    pub width: u32,
+    /// Height of the luma plane in pixels.
+    pub height: u32,
+    /// Luma, row-major.
+    pub y: Vec<u8>,
+    /// Cb, row-major.
+    pub u: Vec<u8>,
+    /// Cr, row-major.
+    pub v: Vec<u8>,
+    /// Samples use the full 0..=255 range (VUI `video_full_range_flag`), not 16..=235/240.
+    pub full_range: bool,
+    /// The YCbCr matrix (VUI `matrix_coefficients`).
+    pub matrix: Matrix,
+}
+
+impl Yuv420 {
+    /// Width of the `u` and `v` planes.
+    pub fn chroma_width(&self) -> u32 {
+        self.width.div_ceil(2)
+    }
+
+    /// Height of the `u` and `v` planes.
+    pub fn chroma_height(&self) -> u32 {
+        self.height.div_ceil(2)
+    }
+
+    /// Checks the invariants the scaling, colour and encoding code rely on: non-zero size within
+    /// the render limits and planes of exactly the documented lengths.
+    pub fn check_planes(&self) -> Result<(), Failure> {
+        check_size(self.width, self.height)?;
+        // check_size bounds the area by MAX_PIXELS, so these fit usize even on wasm32.
+        let luma = self.width as usize * self.height as usize;
+        let chroma = self.chroma_width() as usize * self.chroma_height() as usize;
+        if self.y.len() != luma || self.u.len() != chroma || self.v.len() != chroma {
+            return Err(Failure::decode(format!(
+                "{}x{} picture has planes of {}/{}/{} bytes, expected {luma}/{chroma}/{chroma}",
+                self.width,
+                self.height,
+                self.y.len(),
+                self.u.len(),
+                self.v.len()
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// An encoded JPEG and its size in pixels.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Picture {
+    /// A baseline 4:2:0 JFIF file.
+    pub jpeg: Vec<u8>,
+    /// Width of the JPEG in pixels.
+    pub width: u32,
+    /// Height of the JPEG in pixels.
+    pub height: u32,
+}
+
+/// Decodes the one picture of `access_unit`.
+///
+/// `config` is an AVCDecoderConfigurationRecord (ISO/IEC 14496-15 §5.2.4.1: the body of an FLV
+/// AVC sequence header after its 5-byte tag header). `access_unit` holds the NAL units of one
+/// picture, each prefixed by a big-endian length of `lengthSizeMinusOne + 1` bytes (the body of an
+/// FLV AVC NALU tag after its 5-byte header). A fresh decoder gets the record's SPS and PPS, then
+/// the access unit's NAL units, then a flush; the first picture out is the result.
+///
+/// Errors:
+/// - `LimitExceeded`: an SPS (in `config` or in-band in `access_unit`) codes a picture over
+///   [`MAX_SIDE_PX`] a side or [`MAX_PIXELS`] in area. Checked before anything is decoded.
+/// - `UnsupportedStream`: an SPS is not 8-bit, or is 4:2:2 / 4:4:4, or the decoder reports an
+///   unsupported feature.
+/// - `DecodeFailed`: a malformed record or access unit (including a NAL length past the end), or
+///   the decoder fails or produces no picture (e.g. the first slice is truncated).
+pub fn decode(config: &[u8], access_unit: &[u8]) -> Result<Yuv420, Failure> {
+    let record = nal::parse_avcc_config(config).map_err(|e| {
+        Failure::decode(format!(
+            "avc decoder configuration record of {} bytes is malformed: {e}",
+            config.len()
+        ))
+    })?;
+    if record.sps_nals.is_empty() || record.pps_nals.is_empty() {
+        return Err(Failure::decode(format!(
+            "avc decoder configuration record has {} sps and {} pps, needs at least one of each",
+            record.sps_nals.len(),
+            record.pps_nals.len()
+        )));
+    }
+    check_framing(access_unit, record.length_size)?;
+    let units = nal::parse_avcc(access_unit, record.length_size);
+    let all_units = || record.sps_nals.iter().chain(&record.pps_nals).chain(&units);
+
+    // Everything about the parameter sets is settled before the decoder sees a slice.
+    let mut sps_by_id = BTreeMap::new();
+    let mut sps_of_pps = BTreeMap::new();
+    for unit in all_units() {
+        match unit.nal_unit_type {
+            NalUnitType::Sps => {
+                let info = nal::parse_sps_info(unit).map_err(|e| from_decoder("sps", e))?;
+                check_sps(&info)?;
+                if let Some(id) = sps_id(unit) {
+                    sps_by_id.insert(id, info);
+                }
+            }
+            NalUnitType::Pps => {
+                if let Some((pps, sps)) = pps_ids(unit) {
+                    sps_of_pps.insert(pps, sps);
+                }
+            }
+            _ => {}
+        }
+    }
+    let active = first_slice_pps(&units)
+        .and_then(|pps| sps_of_pps.get(&pps))
+        .and_then(|sps| sps_by_id.get(sps))
+        .or_else(|| sps_by_id.values().next())
+        .ok_or_else(|| Failure::decode("no parseable sps in the configuration record"))?;
+    let (full_range, matrix) = (active.full_range, Matrix::from_vui(active.matrix));
+
+    let mut decoder = Decoder::new();
+    let mut frame = None;
+    for unit in all_units() {
+        if let Some(done) = decoder
+            .decode_nal(unit)
+            .map_err(|e| from_decoder(nal_name(unit), e))?
+        {
+            // The access unit holds one picture; a second one starting means stray data.
+            frame = Some(done);
+            break;
+        }
+    }
+    let frame = match frame {
+        Some(frame) => frame,
+        None => decoder.flush().ok_or_else(|| {
+            Failure::decode(format!(
+                "no picture decoded from {} nal units ({} bytes): no complete first slice",
+                units.len(),
+                access_unit.len()
+            ))
+        })?,
+    };
+    into_yuv420(frame, full_range, matrix)
+}
+
+/// Decodes `access_unit` (see [`decode`]), shrinks it by DESIGN's `shortside` rule
+/// ([`scale::target_size`]: `None` or `Some(0)` keep the size; never upscales), converts it to
+/// JFIF colour and encodes a baseline 4:2:0 JPEG at `jpeg_quality` (clamped to 1..=100).
+///
+/// Errors are those of [`decode`]; scaling, colour and encoding cannot fail on a decoded picture.
+pub fn render(
+    config: &[u8],
+    access_unit: &[u8],
+    shortside: Option<u32>,
+    jpeg_quality: u8,
+) -> Result<Picture, Failure> {
+    let picture = decode(config, access_unit)?;
+    let (width, height) = scale::target_size(picture.width, picture.height, shortside);
+    let mut picture = scale::scale(picture, width, height)?;
+    color::to_jfif(&mut picture)?;
+    let jpeg = encode::encode_jfif(&picture, jpeg_quality)?;
+    Ok(Picture {
+        jpeg,
+        width,
+        height,
+    })
+}
+
+/// Rejects a picture size of zero or beyond the render limits.
+fn check_size(width: u32, height: u32) -> Result<(), Failure> {
+    if width == 0 || height == 0 {
+        return Err(Failure::decode(format!("picture size {width}x{height} is empty")));
+    }
+    if width > MAX_SIDE_PX || height > MAX_SIDE_PX {
+        return Err(Failure::limit(format!(
+            "picture {width}x{height} px exceeds {MAX_SIDE_PX} px a side"
+        )));
+    }
+    if u64::from(width) * u64::from(height) > MAX_PIXELS {
+        return Err(Failure::limit(format!(
+            "picture {width}x{height} px exceeds {MAX_PIXELS} pixels"
+        )));
+    }
+    Ok(())
+}
+
+/// Refuses an SPS the renderer will not decode. The limits apply to the coded
+/// (macroblock-aligned, uncropped) size: that is what the decoder allocates.
+fn check_sps(sps: &SpsInfo) -> Result<(), Failure> {
+    check_size(sps.coded_width, sps.coded_height)
+        .map_err(|f| Failure::new(f.code, format!("sps coded {}", f.message)))?;
+    if sps.bit_depth_luma != 8 || sps.bit_depth_chroma != 8 {
+        return Err(Failure::unsupported(format!(
+            "sps bit depth {}/{} (luma/chroma) is not supported: only 8-bit is",
+            sps.bit_depth_luma, sps.bit_depth_chroma
+        )));
+    }
+    if sps.chroma_format > 1 {
+        return Err(Failure::unsupported(format!(
+            "sps chroma_format_idc {} is not supported: only 4:2:0 and monochrome are",
+            sps.chroma_format
+        )));
+    }
+    Ok(())
+}
+
+/// Checks that the length prefixes of `access_unit` tile it exactly. `rust_h264::nal::parse_avcc`
+/// silently drops a NAL unit whose length runs past the end (hiding a truncated picture), and
+/// its `i + len` can wrap on 32-bit targets; this check runs first so neither matters.
+fn check_framing(access_unit: &[u8], length_size: usize) -> Result<(), Failure> {
+    let mut rest = access_unit;
+    while !rest.is_empty() {
+        let (prefix, body) = rest.split_at_checked(length_size).ok_or_else(|| {
+            Failure::decode(format!(
+                "access unit ends with {} stray bytes, shorter than a {length_size}-byte nal length",
+                rest.len()
+            ))
+        })?;
+        let length = prefix
+            .iter()
+            .fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
+        rest = body.get(length..).ok_or_else(|| {
+            Failure::decode(format!(
+                "access unit nal length {length} at offset {} exceeds the {} bytes left",
+                access_unit.len() - rest.len(),
+                body.len()
+            ))
+        })?;
+    }
+    Ok(())
+}
+
+/// Maps a decoder error on a NAL unit to a failure.
+fn from_decoder(what: &str, error: DecodeError) -> Failure {
+    match error {
+        DecodeError::Unsupported(feature) => {
+            Failure::unsupported(format!("{what}: h264 feature not supported: {feature}"))
+        }
+        DecodeError::UnexpectedEof => Failure::decode(format!("{what}: truncated (ends early)")),
+        DecodeError::InvalidSyntax(why) => Failure::decode(format!("{what}: invalid: {why}")),
+    }
+}
+
+fn nal_name(unit: &NalUnit<'_>) -> &'static str {
+    match unit.nal_unit_type {
+        NalUnitType::Sps => "sps",
+        NalUnitType::Pps => "pps",
+        NalUnitType::SliceIdr => "idr slice",
+        NalUnitType::Slice => "slice",
+        _ => "nal unit",
+    }
+}
+
+/// Turns the decoder's frame into a [`Yuv420`], refusing what the SPS checks should already have
+/// refused (so a decoder surprise is an error, never a wrong picture).
+fn into_yuv420(frame: Frame, full_range: bool, matrix: Matrix) -> Result<Yuv420, Failure> {
+    if frame.bit_depth != 8 || frame.chroma_format != ChromaFormat::Yuv420 {
+        return Err(Failure::unsupported(format!(
+            "decoded picture is {}-bit {:?}: only 8-bit 4:2:0 is supported",
+            frame.bit_depth, frame.chroma_format
+        )));
+    }
+    let (width, height) = (frame.width, frame.height);
+    check_size(width, height)?;
+    let mut picture = Yuv420 {
+        width,
+        height,
+        y: frame.y,
+        u: frame.u,
+        v: frame.v,
+        full_range,
+        matrix,
+    };
+    // rust_h264 sizes chroma as floor(side / 2); only odd (monochrome) sides differ from ours.
+    let (fcw, fch) = ((width / 2) as usize, (height / 2) as usize);
+    let (cw, ch) = (picture.chroma_width() as usize, picture.chroma_height() as usize);
+    if (fcw, fch) != (cw, ch) && picture.u.len() == fcw * fch && picture.v.len() == fcw * fch {
+        picture.u = widen_chroma(&picture.u, fcw, cw, ch);
+        picture.v = widen_chroma(&picture.v, fcw, cw, ch);
+    }
+    picture.check_planes()?;
+    Ok(picture)
+}
+
+/// Pads a `width × rows` plane to `new_width × new_rows` by repeating its last column and row
+/// (a zero-sized plane pads with mid-grey).
+fn widen_chroma(plane: &[u8], width: usize, new_width: usize, new_rows: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(new_width * new_rows);
+    let mut last_row: &[u8] = &[];
+    for r in 0..new_rows {
+        let row = match plane.get(r * width..(r + 1) * width) {
+            Some(row) if width > 0 => row,
+            _ => last_row,
+        };
+        out.extend_from_slice(row);
+        let fill = row.last().copied().unwrap_or(128);
+        out.resize((r + 1) * new_width, fill);
+        last_row = row;
+    }
+    out
+}
+
+/// Reads Exp-Golomb `ue(v)` values (ISO/IEC 14496-10 §9.1) from an RBSP.
+struct BitReader<'a> {
+    data: &'a [u8],
+    bit: usize,
+}
+
+impl BitReader<'_> {
+    fn read_bit(&mut self) -> Option<u32> {
+        let byte = self.data.get(self.bit / 8)?;
+        let bit = (byte >> (7 - self.bit % 8)) & 1;
+        self.bit += 1;
+        Some(u32::from(bit))
+    }
+
+    fn read_ue(&mut self) -> Option<u32> {
+        let mut zeros = 0;
+        while self.read_bit()? == 0 {
+            zeros += 1;
+            if zeros > 31 {
+                return None;
+            }
+        }
+        let mut suffix = 0u32;
+        for _ in 0..zeros {
+            suffix = (suffix << 1) | self.read_bit()?;
+        }
+        ((1u64 << zeros) - 1 + u64::from(suffix)).try_into().ok()
+    }
+}
+
+/// `seq_parameter_set_id` of an SPS: after profile_idc, the constraint flags and level_idc
+/// (§7.3.2.1.1).
+fn sps_id(sps: &NalUnit<'_>) -> Option<u32> {
+    BitReader {
+        data: sps.rbsp.get(3..)?,
+        bit: 0,
+    }
+    .read_ue()
+}
+
+/// `(pic_parameter_set_id, seq_parameter_set_id)`: the first two fields of a PPS (§7.3.2.2).
+fn pps_ids(pps: &NalUnit<'_>) -> Option<(u32, u32)> {
+    let mut r = BitReader {
+        data: &pps.rbsp,
+        bit: 0,
+    };
+    Some((r.read_ue()?, r.read_ue()?))
+}
+
+/// `pic_parameter_set_id` of the first slice: after first_mb_in_slice and slice_type (§7.3.3).
+fn first_slice_pps(units: &[NalUnit<'_>]) -> Option<u32> {
+    let slice = units.iter().find(|u| {
+        matches!(
+            u.nal_unit_type,
+            NalUnitType::SliceIdr | NalUnitType::Slice
+        )
+    })?;
+    let mut r = BitReader {
+        data: &slice.rbsp,
+        bit: 0,
+    };
+    r.read_ue()?;
+    r.read_ue()?;
+    r.read_ue()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorCode;
+    use md5::{Digest, Md5};
+    use proptest::prelude::*;
+    use std::path::PathBuf;
+    use zune_jpeg::JpegDecoder;
+    use zune_jpeg::zune_core::bytestream::ZCursor;
+    use zune_jpeg::zune_core::colorspace::ColorSpace;
+    use zune_jpeg::zune_core::options::DecoderOptions;
+
+    /// The streams `testdata/make.sh` makes: name, size, full range, matrix.
+    const STREAMS: [(&str, u32, u32, bool, Matrix); 4] = [
+        ("cabac_64x48", 64, 48, false, Matrix::Bt601),
+        ("crop_70x38", 70, 38, true, Matrix::Bt601),
+        ("full709_96x64", 96, 64, true, Matrix::Bt709),
+        ("slices_128x96", 128, 96, false, Matrix::Bt709),
+    ];
+
+    fn testdata(file: &str) -> Vec<u8> {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata").join(file);
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+
+    /// (config, access unit, reference md5, "WxH") of a test stream.
+    fn stream(name: &str) -> (Vec<u8>, Vec<u8>, String, String) {
+        let reference = String::from_utf8(testdata(&format!("{name}.md5"))).unwrap();
+        let mut lines = reference.lines();
+        let md5 = lines.next().unwrap().to_owned();
+        let size = lines.next().unwrap().to_owned();
+        (
+            testdata(&format!("{name}.avcc")),
+            testdata(&format!("{name}.au")),
+            md5,
+            size,
+        )
+    }
+
+    fn decode_jpeg(jpeg: &[u8]) -> (usize, usize, Vec<u8>) {
+        let options = DecoderOptions::default().jpeg_set_out_colorspace(ColorSpace::RGB);
+        let mut decoder = JpegDecoder::new_with_options(ZCursor::new(jpeg), options);
+        let rgb = decoder.decode().unwrap();
+        let info = decoder.info().unwrap();
+        (usize::from(info.width), usize::from(info.height), rgb)
+    }
+
+    /// Independent float reference: each pixel of `p` to clamped R'G'B' (H.264 §E.2.1), chroma
+    /// taken from the 2x2 block the pixel is in.
+    fn reference_rgb(p: &Yuv420) -> Vec<f64> {
+        let (kr, kb) = match p.matrix {
+            Matrix::Bt601 => (0.299, 0.114),
+            Matrix::Bt709 => (0.2126, 0.0722),
+        };
+        let (y0, ys, cs) = if p.full_range {
+            (0.0, 255.0, 255.0)
+        } else {
+            (16.0, 219.0, 224.0)
+        };
+        let (w, cw) = (p.width as usize, p.chroma_width() as usize);
+        let mut out = Vec::new();
+        for (i, &luma) in p.y.iter().enumerate() {
+            let (x, row) = (i % w, i / w);
+            let c = (row / 2) * cw + x / 2;
+            let y = (f64::from(luma) - y0) / ys;
+            let pb = (f64::from(p.u[c]) - 128.0) / cs;
+            let pr = (f64::from(p.v[c]) - 128.0) / cs;
+            let r = y + 2.0 * (1.0 - kr) * pr;
+            let b = y + 2.0 * (1.0 - kb) * pb;
+            let g = (y - kr * r - kb * b) / (1.0 - kr - kb);
+            out.extend([r, g, b].map(|v| (v * 255.0).clamp(0.0, 255.0)));
+        }
+        out
+    }
+
+    fn psnr(a: &[f64], b: &[u8]) -> f64 {
+        assert_eq!(a.len(), b.len());
+        let mse = a
+            .iter()
+            .zip(b)
+            .map(|(x, &y)| (x - f64::from(y)).powi(2))
+            .sum::<f64>()
+            / a.len() as f64;
+        10.0 * (255.0f64 * 255.0 / mse).log10()
+    }
+
+    /// Minimal RBSP writer for crafting parameter sets.
+    #[derive(Default)]
+    struct BitWriter {
+        bytes: Vec<u8>,
+        bits: usize,
+    }
+
+    impl BitWriter {
+        fn bit(&mut self, b: u32) {
+            if self.bits % 8 == 0 {
+                self.bytes.push(0);
+            }
+            if b != 0 {
+                *self.bytes.last_mut().unwrap() |= 0x80 >> (self.bits % 8);
+            }
+            self.bits += 1;
+        }
+        fn bits(&mut self, n: u32, v: u32) {
+            for i in (0..n).rev() {
+                self.bit((v >> i) & 1);
+            }
+        }
+        fn ue(&mut self, v: u32) {
+            let v = u64::from(v) + 1;
+            let len = 64 - v.leading_zeros();
+            for _ in 1..len {
+                self.bit(0);
+            }
+            for i in (0..len).rev() {
+                self.bit(((v >> i) & 1) as u32);
+            }
+        }
+        fn finish(mut self) -> Vec<u8> {
+            self.bit(1); // rbsp_stop_one_bit
+            self.bytes
+        }
+    }
+
+    /// A Baseline SPS (id 0) coding `mbs_w × mbs_h` macroblocks: the fields of §7.3.2.1.1 in
+    /// order, no VUI. No 00 00 0x runs arise, so it needs no emulation prevention.
+    fn baseline_sps(mbs_w: u32, mbs_h: u32) -> Vec<u8> {
+        let mut w = BitWriter::default();
+        w.bits(8, 0x67); // nal header: ref_idc 3, type 7
+        w.bits(8, 66); // profile_idc
+        w.bits(8, 0xC0); // constraint flags
+        w.bits(8, 40); // level_idc
+        w.ue(0); // seq_parameter_set_id
+        w.ue(0); // log2_max_frame_num_minus4
+        w.ue(2); // pic_order_cnt_type
+        w.ue(1); // max_num_ref_frames
+        w.bit(0); // gaps_in_frame_num_value_allowed_flag
+        w.ue(mbs_w - 1);
+        w.ue(mbs_h - 1);
+        w.bit(1); // frame_mbs_only_flag
+        w.bit(1); // direct_8x8_inference_flag
+        w.bit(0); // frame_cropping_flag
+        w.bit(0); // vui_parameters_present_flag
+        w.finish()
+    }
+
+    /// `config` with its first SPS replaced by `sps`.
+    fn with_sps(config: &[u8], sps: &[u8]) -> Vec<u8> {
+        let old_len = usize::from(u16::from_be_bytes([config[6], config[7]]));
+        let mut out = config[..6].to_vec();
+        out.extend_from_slice(&(sps.len() as u16).to_be_bytes());
+        out.extend_from_slice(sps);
+        out.extend_from_slice(&config[8 + old_len..]);
+        out
+    }
+
+    fn length_prefixed(nal: &[u8]) -> Vec<u8> {
+        let mut out = (nal.len() as u32).to_be_bytes().to_vec();
+        out.extend_from_slice(nal);
+        out
+    }
+
+    /// The NAL units of an access unit with 4-byte lengths.
+    fn split_au(au: &[u8]) -> Vec<&[u8]> {
+        let mut nals = Vec::new();
+        let mut rest = au;
+        while rest.len() >= 4 {
+            let len = u32::from_be_bytes(rest[..4].try_into().unwrap()) as usize;
+            nals.push(&rest[4..4 + len]);
+            rest = &rest[4 + len..];
+        }
+        nals
+    }
+
+    #[test]
+    fn decoded_pictures_match_ffmpeg_bit_for_bit() {
+        for (name, w, h, _, _) in STREAMS {
+            let (config, au, md5, size) = stream(name);
+            let p = decode(&config, &au).unwrap();
+            assert_eq!(format!("{}x{}", p.width, p.height), size, "{name}");
+            assert_eq!((p.width, p.height), (w, h), "{name}");
+            let digest = Md5::new()
+                .chain_update(&p.y)
+                .chain_update(&p.u)
+                .chain_update(&p.v)
+                .finalize();
+            let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+            assert_eq!(hex, md5, "{name}: decode differs from ffmpeg's");
+        }
+    }
+
+    #[test]
+    fn cropping_window_gives_display_size_and_half_size_chroma() {
+        let (config, au, _, _) = stream("crop_70x38");
+        let p = decode(&config, &au).unwrap();
+        assert_eq!((p.width, p.height), (70, 38));
+        assert_eq!((p.y.len(), p.u.len(), p.v.len()), (70 * 38, 35 * 19, 35 * 19));
+    }
+
+    #[test]
+    fn vui_colour_description_sets_range_and_matrix() {
+        for (name, _, _, full_range, matrix) in STREAMS {
+            let (config, au, _, _) = stream(name);
+            let p = decode(&config, &au).unwrap();
+            assert_eq!((p.full_range, p.matrix), (full_range, matrix), "{name}");
+        }
+    }
+
+    #[test]
+    fn render_makes_a_jpeg_of_the_picture_size() {
+        for (name, w, h, _, _) in STREAMS {
+            let (config, au, _, _) = stream(name);
+            let pic = render(&config, &au, None, 80).unwrap();
+            assert_eq!((pic.width, pic.height), (w, h));
+            let (jw, jh, _) = decode_jpeg(&pic.jpeg);
+            assert_eq!((jw as u32, jh as u32), (w, h), "{name}");
+        }
+    }
+
+    #[test]
+    fn render_applies_shortside_and_never_upscales() {
+        let (config, au, _, _) = stream("crop_70x38");
+        let pic = render(&config, &au, Some(25), 80).unwrap();
+        assert_eq!((pic.width, pic.height), (46, 25));
+        let (jw, jh, _) = decode_jpeg(&pic.jpeg);
+        assert_eq!((jw, jh), (46, 25));
+        let same = render(&config, &au, Some(720), 80).unwrap();
+        assert_eq!((same.width, same.height), (70, 38));
+        let zero = render(&config, &au, Some(0), 80).unwrap();
+        assert_eq!((zero.width, zero.height), (70, 38));
+    }
+
+    #[test]
+    fn jpeg_colours_match_a_float_reference_conversion() {
+        for (name, ..) in STREAMS {
+            let (config, au, _, _) = stream(name);
+            let reference = reference_rgb(&decode(&config, &au).unwrap());
+            let pic = render(&config, &au, None, 90).unwrap();
+            let (_, _, rgb) = decode_jpeg(&pic.jpeg);
+            let db = psnr(&reference, &rgb);
+            assert!(db > 30.0, "{name}: psnr {db:.1} dB");
+        }
+    }
+
+    #[test]
+    fn wrong_matrix_would_fail_the_colour_check() {
+        // Guards the PSNR test itself: reading BT.709 full-range pixels as BT.601 limited must
+        // score clearly worse than the right interpretation.
+        let (config, au, _, _) = stream("full709_96x64");
+        let mut wrong = decode(&config, &au).unwrap();
+        (wrong.full_range, wrong.matrix) = (false, Matrix::Bt601);
+        let reference = reference_rgb(&wrong);
+        let (_, _, rgb) = decode_jpeg(&render(&config, &au, None, 90).unwrap().jpeg);
+        assert!(psnr(&reference, &rgb) < 25.0);
+    }
+
+    #[test]
+    fn quality_outside_1_to_100_is_clamped() {
+        let (config, au, _, _) = stream("cabac_64x48");
+        let q0 = render(&config, &au, None, 0).unwrap();
+        let q1 = render(&config, &au, None, 1).unwrap();
+        let q255 = render(&config, &au, None, 255).unwrap();
+        let q100 = render(&config, &au, None, 100).unwrap();
+        assert_eq!(q0.jpeg, q1.jpeg);
+        assert_eq!(q255.jpeg, q100.jpeg);
+        assert!(q100.jpeg.len() > q1.jpeg.len());
+    }
+
+    #[test]
+    fn oversized_sps_is_refused_before_decoding() {
+        let (config, au, _, _) = stream("cabac_64x48");
+        // 513 MBs = 8208 px wide; 8208x8208 would need ~100 MB if decoded.
+        for (mbs_w, mbs_h, what) in [(513, 1, "a side"), (1, 513, "a side"), (513, 513, "a side")]
+            .into_iter()
+            .chain([(375, 376, "pixels")])
+        {
+            let big = with_sps(&config, &baseline_sps(mbs_w, mbs_h));
+            let err = decode(&big, &au).unwrap_err();
+            assert_eq!(err.code, ErrorCode::LimitExceeded, "{mbs_w}x{mbs_h}: {err}");
+            assert!(err.message.contains(what), "{err}");
+        }
+    }
+
+    #[test]
+    fn size_limits_are_inclusive() {
+        assert!(check_size(MAX_SIDE_PX, 4394).is_ok()); // 35,995,648 px
+        assert!(check_size(1, MAX_SIDE_PX).is_ok());
+        for (w, h) in [(MAX_SIDE_PX, 4395), (MAX_SIDE_PX + 1, 1), (1, MAX_SIDE_PX + 1)] {
+            assert_eq!(check_size(w, h).unwrap_err().code, ErrorCode::LimitExceeded);
+        }
+        assert_eq!(check_size(0, 5).unwrap_err().code, ErrorCode::DecodeFailed);
+    }
+
+    #[test]
+    fn oversized_in_band_sps_is_refused_too() {
+        let (config, au, _, _) = stream("cabac_64x48");
+        let mut big_au = length_prefixed(&baseline_sps(600, 600));
+        big_au.extend_from_slice(&au);
+        let err = decode(&config, &big_au).unwrap_err();
+        assert_eq!(err.code, ErrorCode::LimitExceeded, "{err}");
+    }
+
+    #[test]
+    fn high_bit_depth_and_422_sps_are_unsupported() {
+        let info = |bit_depth, chroma_format| SpsInfo {
+            width: 64,
+            height: 48,
+            coded_width: 64,
+            coded_height: 48,
+            profile: 110,
+            chroma_format,
+            bit_depth_luma: bit_depth,
+            bit_depth_chroma: bit_depth,
+            reference_frames: 1,
+            progressive: true,
+            full_range: false,
+            primaries: 2,
+            transfer: 2,
+            matrix: 2,
+            chroma_location: 0,
+            max_reorder_frames: None,
+        };
+        assert!(check_sps(&info(8, 1)).is_ok());
+        assert!(check_sps(&info(8, 0)).is_ok());
+        for (depth, chroma) in [(10, 1), (8, 2), (8, 3), (9, 1)] {
+            let err = check_sps(&info(depth, chroma)).unwrap_err();
+            assert_eq!(err.code, ErrorCode::UnsupportedStream, "{depth} {chroma}");
+        }
+    }
+
+    #[test]
+    fn truncated_access_unit_is_a_decode_failure() {
+        let (config, au, _, _) = stream("cabac_64x48");
+        for cut in [0, 3, 5, au.len() / 2, au.len() - 1] {
+            let err = decode(&config, &au[..cut]).unwrap_err();
+            assert_eq!(err.code, ErrorCode::DecodeFailed, "cut at {cut}: {err}");
+        }
+    }
+
+    #[test]
+    fn truncated_slice_with_consistent_framing_is_a_decode_failure() {
+        // Re-frame a cut-short IDR slice so the lengths are valid: the decoder itself must
+        // notice that the slice data ends early.
+        let (config, au, _, _) = stream("cabac_64x48");
+        let nals = split_au(&au);
+        let slice = nals.last().unwrap();
+        let mut cut = Vec::new();
+        for nal in &nals[..nals.len() - 1] {
+            cut.extend(length_prefixed(nal));
+        }
+        cut.extend(length_prefixed(&slice[..slice.len() / 3]));
+        let err = decode(&config, &cut).unwrap_err();
+        assert_eq!(err.code, ErrorCode::DecodeFailed, "{err}");
+    }
+
+    #[test]
+    fn access_unit_without_slices_is_a_decode_failure() {
+        let (config, au, _, _) = stream("cabac_64x48");
+        let sei_only = length_prefixed(split_au(&au)[0]);
+        let err = decode(&config, &sei_only).unwrap_err();
+        assert_eq!(err.code, ErrorCode::DecodeFailed);
+        assert_eq!(decode(&config, &[]).unwrap_err().code, ErrorCode::DecodeFailed);
+    }
+
+    #[test]
+    fn malformed_configuration_record_is_a_decode_failure() {
+        let (config, au, _, _) = stream("cabac_64x48");
+        for bad in [&[][..], &config[..5], &config[..12], &[2, 0x64, 0, 10, 0xFF, 0xE0, 0][..]] {
+            let err = decode(bad, &au).unwrap_err();
+            assert_eq!(err.code, ErrorCode::DecodeFailed, "{bad:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn huge_nal_length_is_refused_without_overflow() {
+        let (config, _, _, _) = stream("cabac_64x48");
+        let au = [0xFF, 0xFF, 0xFF, 0xFE, 0x65, 0x88];
+        assert_eq!(decode(&config, &au).unwrap_err().code, ErrorCode::DecodeFailed);
+    }
+
+    #[test]
+    fn odd_monochrome_chroma_is_widened_to_ceil_size() {
+        // 3x3 luma with rust_h264's 1x1 chroma -> 2x2 chroma.
+        assert_eq!(widen_chroma(&[7], 1, 2, 2), vec![7, 7, 7, 7]);
+        assert_eq!(widen_chroma(&[1, 2, 3, 4], 2, 3, 3), vec![1, 2, 2, 3, 4, 4, 3, 4, 4]);
+        assert_eq!(widen_chroma(&[], 0, 1, 1), vec![128]);
+    }
+
+    #[test]
+    fn exp_golomb_reader_reads_parameter_set_ids() {
+        let (config, au, _, _) = stream("cabac_64x48");
+        let record = nal::parse_avcc_config(&config).unwrap();
+        assert_eq!(sps_id(&record.sps_nals[0]), Some(0));
+        assert_eq!(pps_ids(&record.pps_nals[0]), Some((0, 0)));
+        let units = nal::parse_avcc(&au, 4);
+        assert_eq!(first_slice_pps(&units), Some(0));
+        let mut r = BitReader {
+            data: &[0b0010_0011, 0b0000_0000, 0b0000_0000, 0b0000_0000, 0b0100_0000],
+            bit: 0,
+        };
+        assert_eq!(r.read_ue(), Some(3)); // 00100
+        assert_eq!(r.read_ue(), Some(0)); // 1
+        assert_eq!(r.read_ue(), None); // 32+ zeros
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        #[test]
+        fn random_bytes_never_panic(
+            config in proptest::collection::vec(any::<u8>(), 0..64),
+            au in proptest::collection::vec(any::<u8>(), 0..256),
+        ) {
+            let _ = render(&config, &au, Some(16), 50);
+        }
+
+        #[test]
+        fn mutated_access_units_never_panic(
+            stream_index in 0usize..STREAMS.len(),
+            flips in proptest::collection::vec((any::<proptest::sample::Index>(), any::<u8>()), 1..8),
+            cut in any::<proptest::sample::Index>(),
+            truncate in any::<bool>(),
+        ) {
+            let (config, mut au, _, _) = stream(STREAMS[stream_index].0);
+            for (at, byte) in flips {
+                let i = at.index(au.len());
+                au[i] ^= byte;
+            }
+            if truncate {
+                au.truncate(cut.index(au.len()));
+            }
+            if let Ok(pic) = render(&config, &au, Some(20), 60) {
+                prop_assert!(pic.width >= 1 && pic.height >= 1);
+            }
+        }
+
+        #[test]
+        fn mutated_configuration_records_never_panic(
+            stream_index in 0usize..STREAMS.len(),
+            flips in proptest::collection::vec((any::<proptest::sample::Index>(), any::<u8>()), 1..4),
+        ) {
+            let (mut config, au, _, _) = stream(STREAMS[stream_index].0);
+            for (at, byte) in flips {
+                let i = at.index(config.len());
+                config[i] ^= byte;
+            }
+            let _ = render(&config, &au, None, 60);
+        }
+    }
+
+    /// Prints decode and render times; not a benchmark and asserts nothing. Run with
+    /// `guest/testdata/make.sh --bench /tmp/livesnap-bench` first, then
+    /// `LIVESNAP_BENCH_DIR=/tmp/livesnap-bench cargo test -p livesnap-guest --release --lib \
+    ///  render::tests::print_render_timings -- --ignored --nocapture`.
+    /// Without the variable it times the small test streams.
+    #[test]
+    #[ignore = "timing helper, run by hand"]
+    fn print_render_timings() {
+        use std::time::Instant;
+        let (dir, names): (PathBuf, Vec<String>) = match std::env::var_os("LIVESNAP_BENCH_DIR") {
+            Some(dir) => (dir.into(), vec!["bench_1080".into(), "bench_720".into()]),
+            None => (
+                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata"),
+                STREAMS.iter().map(|s| s.0.to_owned()).collect(),
+            ),
+        };
+        for name in names {
+            let config = std::fs::read(dir.join(format!("{name}.avcc"))).unwrap();
+            let au = std::fs::read(dir.join(format!("{name}.au"))).unwrap();
+            let runs = 10;
+            let time = |f: &dyn Fn()| {
+                f();
+                let start = Instant::now();
+                for _ in 0..runs {
+                    f();
+                }
+                start.elapsed().as_secs_f64() * 1000.0 / f64::from(runs)
+            };
+            let decoded = decode(&config, &au).unwrap();
+            let decode_ms = time(&|| {
+                decode(&config, &au).unwrap();
+            });
+            println!("{name}: {}x{}", decoded.width, decoded.height);
+            println!("  decode                  {decode_ms:7.2} ms");
+            for shortside in [None, Some(720), Some(360)] {
+                let (w, h) = scale::target_size(decoded.width, decoded.height, shortside);
+                let scale_ms = time(&|| {
+                    scale::scale(decoded.clone(), w, h).unwrap();
+                });
+                let scaled = scale::scale(decoded.clone(), w, h).unwrap();
+                let color_ms = time(&|| {
+                    color::to_jfif(&mut scaled.clone()).unwrap();
+                });
+                let mut jfif = scaled.clone();
+                color::to_jfif(&mut jfif).unwrap();
+                let encode_ms = time(&|| {
+                    encode::encode_jfif(&jfif, 80).unwrap();
+                });
+                let render_ms = time(&|| {
+                    render(&config, &au, shortside, 80).unwrap();
+                });
+                let bytes = render(&config, &au, shortside, 80).unwrap().jpeg.len();
+                println!(
+                    "  {w}x{h}: scale {scale_ms:6.2} ms (+clone), colour {color_ms:6.2} ms \
+                     (+clone), jpeg q80 {encode_ms:6.2} ms, render total {render_ms:7.2} ms, \
+                     {bytes} bytes"
+                );
+            }
+        }
+    }
+}

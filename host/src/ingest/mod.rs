@@ -1,0 +1,3 @@
+//! Where tags come from. Replay reads recorded FLV files; the live service adds RTMP and HTTP-FLV.
+
+pub mod flv;

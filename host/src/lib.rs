@@ -1,0 +1,16 @@
+//! livesnap: screenshots of live H.264 streams without transcoding. This crate is the host: it
+//! owns the network, the disk and the clock, runs the guest component (`wit/livesnap.wit`) in
+//! wasmtime — a sandboxed capture instance per stream, render instances with memory and time caps
+//! — and does what the guest decides: store JPEGs, deliver callbacks.
+//!
+//! It never parses H.264 or decides what to capture: that is the guest's job, on untrusted bytes,
+//! inside the sandbox. Modules: [`runtime`] (wasmtime), [`ingest`] (FLV framing), [`storage`],
+//! [`sink`] (callback lines), [`replay`] (the replay job), [`cli`].
+#![deny(unsafe_code)]
+
+pub mod cli;
+pub mod ingest;
+pub mod replay;
+pub mod runtime;
+pub mod sink;
+pub mod storage;

@@ -1,0 +1,379 @@
+//! The wasmtime side: one `Engine` and compiled component per process, a capture instance (own
+//! `Store`) per stream and render instances with their own stores. Each store has a memory cap
+//! and an epoch deadline; a trap ends only the call (render) or the stream (capture) it hit.
+
+use anyhow::Context as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use wasmtime::component::{Component, Linker, ResourceAny, ResourceTable};
+use wasmtime::{Config, Engine, ResourceLimiter, Store, Trap};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+#[allow(unsafe_code, reason = "bindgen! expands to unsafe impls of the canonical ABI traits")]
+mod bindings {
+    wasmtime::component::bindgen!({
+        world: "snapper",
+        path: "../wit",
+    });
+}
+
+pub use bindings::exports::livesnap::snap::capture::{Action, KeyMode, Outcome, SessionInfo, Settings, Shot};
+pub use bindings::exports::livesnap::snap::render::{Frame, Matrix, Picture};
+pub use bindings::livesnap::snap::types::{ErrorCode, Failure};
+
+/// The guest component, built by `build.rs`.
+static GUEST_WASM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/livesnap_guest.wasm"));
+
+/// How often the epoch advances; deadlines are counted in these ticks.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Bytes of guest stderr kept for error messages (a guest panic message lands there).
+const STDERR_CAPTURE_BYTES: usize = 16 * 1024;
+
+impl Failure {
+    /// `"Code: message"`, for logs and error messages.
+    pub fn text(&self) -> String {
+        format!("{}: {}", self.code.as_str(), self.message)
+    }
+
+    /// A failure with `code` and `message`.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Failure {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl ErrorCode {
+    /// The callback's `code` string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::DecodeFailed => "DecodeFailed",
+            ErrorCode::UnsupportedStream => "UnsupportedStream",
+            ErrorCode::UploadFailed => "UploadFailed",
+            ErrorCode::Timeout => "Timeout",
+            ErrorCode::LimitExceeded => "LimitExceeded",
+        }
+    }
+}
+
+
+/// Per-store caps.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Linear memory cap of a capture instance, bytes.
+    pub capture_memory_bytes: usize,
+    /// Linear memory cap of a render instance, bytes.
+    pub render_memory_bytes: usize,
+    /// Longest a single capture call (one tag) may run.
+    pub capture_deadline: Duration,
+    /// Longest one render may run.
+    pub render_deadline: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            capture_memory_bytes: 16 << 20,
+            // A 8192x4096 decode needs ~50 MiB of reference pictures plus the JPEG; 1080p ~20 MiB.
+            render_memory_bytes: 256 << 20,
+            capture_deadline: Duration::from_secs(1),
+            render_deadline: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The engine, the compiled component and the linker: build once, instantiate per stream.
+pub struct Runtime {
+    engine: Engine,
+    pre: bindings::SnapperPre<HostState>,
+    limits: Limits,
+    ticker_stop: Arc<AtomicBool>,
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.ticker_stop.store(true, Ordering::Relaxed);
+    }
+}
+
+impl Runtime {
+    /// Compile the embedded guest component and start the epoch ticker.
+    pub fn new(limits: Limits) -> anyhow::Result<Runtime> {
+        let mut config = Config::new();
+        config.epoch_interruption(true);
+        config.wasm_component_model(true);
+        let engine = Engine::new(&config)?;
+        let component = Component::new(&engine, GUEST_WASM)
+            .map_err(anyhow::Error::from)
+            .context("compiling the livesnap guest component")?;
+        let mut linker = Linker::<HostState>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        let pre = bindings::SnapperPre::new(linker.instantiate_pre(&component)?)?;
+        let ticker_stop = Arc::new(AtomicBool::new(false));
+        let (ticker_engine, stop) = (engine.clone(), ticker_stop.clone());
+        std::thread::Builder::new()
+            .name("livesnap-epoch".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    ticker_engine.increment_epoch();
+                }
+            })
+            .context("starting the epoch ticker thread")?;
+        Ok(Runtime {
+            engine,
+            pre,
+            limits,
+            ticker_stop,
+        })
+    }
+
+    /// The configured limits.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    fn new_store(&self, max_memory_bytes: usize) -> Store<HostState> {
+        let stderr = MemoryOutputPipe::new(STDERR_CAPTURE_BYTES);
+        let wasi = WasiCtxBuilder::new()
+            .stderr(stderr.clone())
+            // The guest has no clock of its own: give it a stopped one, so nothing it could read
+            // makes a replay differ.
+            .wall_clock(StoppedClock)
+            .monotonic_clock(StoppedClock)
+            .build();
+        let state = HostState {
+            wasi,
+            table: ResourceTable::new(),
+            limiter: Limiter {
+                max_memory_bytes,
+                peak_memory_bytes: 0,
+                denied: false,
+            },
+            stderr,
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        store
+    }
+
+    /// Start a capture session in its own store and instance.
+    pub fn capture(&self, info: &SessionInfo, settings: &Settings) -> anyhow::Result<Result<CaptureInstance, Failure>> {
+        let mut store = self.new_store(self.limits.capture_memory_bytes);
+        store.set_epoch_deadline(ticks(self.limits.capture_deadline));
+        let snapper = self
+            .pre
+            .instantiate(&mut store)
+            .map_err(anyhow::Error::from)
+            .context("instantiating a capture instance")?;
+        let created = snapper
+            .livesnap_snap_capture()
+            .session()
+            .call_create(&mut store, info, settings)
+            .map_err(|e| trap_error(&store, e, "capture"))?;
+        Ok(created.map(|session| CaptureInstance {
+            store,
+            snapper,
+            session,
+            deadline_ticks: ticks(self.limits.capture_deadline),
+        }))
+    }
+
+    /// A render instance with its own store.
+    pub fn renderer(&self) -> anyhow::Result<RenderInstance> {
+        let (store, snapper) = self.new_render_store()?;
+        Ok(RenderInstance {
+            store,
+            snapper,
+            deadline_ticks: ticks(self.limits.render_deadline),
+            peak_memory_bytes: 0,
+        })
+    }
+
+    fn new_render_store(&self) -> anyhow::Result<(Store<HostState>, bindings::Snapper)> {
+        let mut store = self.new_store(self.limits.render_memory_bytes);
+        store.set_epoch_deadline(ticks(self.limits.render_deadline));
+        let snapper = self
+            .pre
+            .instantiate(&mut store)
+            .map_err(anyhow::Error::from)
+            .context("instantiating a render instance")?;
+        Ok((store, snapper))
+    }
+}
+
+/// A stream's capture session inside its own store.
+pub struct CaptureInstance {
+    store: Store<HostState>,
+    snapper: bindings::Snapper,
+    session: ResourceAny,
+    deadline_ticks: u64,
+}
+
+impl CaptureInstance {
+    /// Feed one FLV tag. The outer error is a trap: the instance is unusable and the stream ends.
+    pub fn push_tag(&mut self, tag_type: u8, timestamp_ms: u32, body: &[u8]) -> anyhow::Result<Result<Action, Failure>> {
+        self.store.set_epoch_deadline(self.deadline_ticks);
+        self.snapper
+            .livesnap_snap_capture()
+            .session()
+            .call_push_tag(&mut self.store, self.session, tag_type, timestamp_ms, body)
+            .map_err(|e| trap_error(&self.store, e, "capture"))
+    }
+
+    /// Report a shot's outcome; returns its callback body.
+    pub fn complete(&mut self, seq: u32, outcome: &Outcome) -> anyhow::Result<Result<String, Failure>> {
+        self.store.set_epoch_deadline(self.deadline_ticks);
+        self.snapper
+            .livesnap_snap_capture()
+            .session()
+            .call_complete(&mut self.store, self.session, seq, outcome)
+            .map_err(|e| trap_error(&self.store, e, "capture"))
+    }
+
+    /// Largest linear memory this instance has had, in bytes.
+    pub fn peak_memory_bytes(&self) -> usize {
+        self.store.data().limiter.peak_memory_bytes
+    }
+}
+
+/// A render instance. A trap (guest panic, deadline, memory cap) fails that render only: the
+/// instance is replaced by a fresh one before the next call.
+pub struct RenderInstance {
+    store: Store<HostState>,
+    snapper: bindings::Snapper,
+    deadline_ticks: u64,
+    /// Peak over every store this instance has used (they are replaced after traps).
+    peak_memory_bytes: usize,
+}
+
+impl RenderInstance {
+    /// Decode, scale and encode one shot.
+    pub fn render(&mut self, runtime: &Runtime, shot: &Shot) -> anyhow::Result<Result<Picture, Failure>> {
+        self.call(runtime, |snapper, store| {
+            snapper
+                .livesnap_snap_render()
+                .call_render(store, &shot.config, &shot.access_unit, shot.shortside_px, shot.jpeg_quality)
+        })
+    }
+
+    /// Decode only: the raw cropped picture.
+    pub fn decode(&mut self, runtime: &Runtime, config: &[u8], access_unit: &[u8]) -> anyhow::Result<Result<Frame, Failure>> {
+        self.call(runtime, |snapper, store| {
+            snapper.livesnap_snap_render().call_decode(store, config, access_unit)
+        })
+    }
+
+    /// Largest linear memory any of this renderer's instances has had, in bytes.
+    pub fn peak_memory_bytes(&self) -> usize {
+        self.peak_memory_bytes.max(self.store.data().limiter.peak_memory_bytes)
+    }
+
+    fn call<T>(
+        &mut self,
+        runtime: &Runtime,
+        f: impl FnOnce(&bindings::Snapper, &mut Store<HostState>) -> wasmtime::Result<Result<T, Failure>>,
+    ) -> anyhow::Result<Result<T, Failure>> {
+        self.store.set_epoch_deadline(self.deadline_ticks);
+        match f(&self.snapper, &mut self.store) {
+            Ok(result) => Ok(result),
+            Err(err) => {
+                let failure = trap_failure(&self.store, err);
+                self.peak_memory_bytes = self.peak_memory_bytes();
+                let (store, snapper) = runtime.new_render_store()?;
+                (self.store, self.snapper) = (store, snapper);
+                Ok(Err(failure))
+            }
+        }
+    }
+}
+
+/// Store data: WASI context, resource table, memory limiter and the guest's captured stderr.
+struct HostState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limiter: Limiter,
+    stderr: MemoryOutputPipe,
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// A memory cap that also remembers the peak and whether it refused growth.
+struct Limiter {
+    max_memory_bytes: usize,
+    peak_memory_bytes: usize,
+    denied: bool,
+}
+
+impl ResourceLimiter for Limiter {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if desired > self.max_memory_bytes {
+            self.denied = true;
+            return Ok(false);
+        }
+        self.peak_memory_bytes = self.peak_memory_bytes.max(desired);
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= 100_000)
+    }
+}
+
+/// A clock that always reads zero.
+struct StoppedClock;
+
+impl HostWallClock for StoppedClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+    fn now(&self) -> Duration {
+        Duration::ZERO
+    }
+}
+
+impl HostMonotonicClock for StoppedClock {
+    fn resolution(&self) -> u64 {
+        1_000_000_000
+    }
+    fn now(&self) -> u64 {
+        0
+    }
+}
+
+fn ticks(d: Duration) -> u64 {
+    (d.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64
+}
+
+/// Classify a trap as the failure it stands for.
+fn trap_failure(store: &Store<HostState>, err: wasmtime::Error) -> Failure {
+    let state = store.data();
+    let stderr = String::from_utf8_lossy(&state.stderr.contents()).trim().to_owned();
+    if err.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+        Failure::new(ErrorCode::Timeout, "render exceeded its deadline")
+    } else if state.limiter.denied {
+        Failure::new(
+            ErrorCode::LimitExceeded,
+            format!("render needed more than {} MiB of memory", state.limiter.max_memory_bytes >> 20),
+        )
+    } else {
+        let detail = if stderr.is_empty() { format!("{err:#}") } else { stderr };
+        Failure::new(ErrorCode::DecodeFailed, format!("decoder trapped: {detail}"))
+    }
+}
+
+fn trap_error(store: &Store<HostState>, err: wasmtime::Error, what: &str) -> anyhow::Error {
+    let failure = trap_failure(store, err);
+    anyhow::anyhow!("{what} instance trapped: {}", failure.message)
+}
