@@ -10,12 +10,23 @@ const TARGET: &str = "wasm32-wasip2";
 
 fn main() {
     let out_dir = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
-    let host_dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
-    let root = host_dir.parent().expect("host/ lives in the workspace root").to_path_buf();
+    let host_dir = PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"),
+    );
+    let root = host_dir
+        .parent()
+        .expect("host/ lives in the workspace root")
+        .to_path_buf();
     let guest_manifest = root.join("guest/Cargo.toml");
     let target_dir = out_dir.join("guest-target");
 
-    for path in ["guest/src", "guest/Cargo.toml", "wit", "Cargo.lock", "Cargo.toml"] {
+    for path in [
+        "guest/src",
+        "guest/Cargo.toml",
+        "wit",
+        "Cargo.lock",
+        "Cargo.toml",
+    ] {
         println!("cargo:rerun-if-changed={}", root.join(path).display());
     }
 
@@ -34,7 +45,9 @@ fn main() {
         .env("CARGO_ENCODED_RUSTFLAGS", "-Ctarget-feature=+simd128")
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_PROFILE_RELEASE_DEBUG");
-    let status = cmd.status().expect("running the nested cargo that builds the guest");
+    let status = cmd
+        .status()
+        .expect("running the nested cargo that builds the guest");
     if !status.success() {
         let installed = Command::new("rustup")
             .args(["target", "list", "--installed"])
@@ -50,7 +63,10 @@ fn main() {
         }
         panic!("building the livesnap guest component failed (see the cargo output above)");
     }
-    let wasm = target_dir.join(TARGET).join("guest").join("livesnap_guest.wasm");
+    let wasm = target_dir
+        .join(TARGET)
+        .join("guest")
+        .join("livesnap_guest.wasm");
     std::fs::copy(&wasm, out_dir.join("livesnap_guest.wasm"))
         .unwrap_or_else(|e| panic!("copying {}: {e}", wasm.display()));
 }

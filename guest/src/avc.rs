@@ -61,7 +61,9 @@ impl AvcConfig {
             return Err(Failure::decode("nal length size 3 is not allowed"));
         }
         let Some(sps) = ctx.sps().next() else {
-            return Err(Failure::decode("avc decoder configuration record has no sps"));
+            return Err(Failure::decode(
+                "avc decoder configuration record has no sps",
+            ));
         };
         let size_px = coded_size(sps)?;
         let refusal = ctx.sps().find_map(|sps| check_sps(sps).err());
@@ -144,9 +146,8 @@ impl AvcConfig {
 /// Cropped picture size of `sps` in pixels (§7.4.2.1.1, frame_crop_*_offset), with checked
 /// arithmetic: stream fields are untrusted.
 pub fn coded_size(sps: &SeqParameterSet) -> Result<(u32, u32), Failure> {
-    let too_big = |field: &str, value: u32| {
-        Failure::limit(format!("sps {field} {value} is too large"))
-    };
+    let too_big =
+        |field: &str, value: u32| Failure::limit(format!("sps {field} {value} is too large"));
     let width_mbs = sps
         .pic_width_in_mbs_minus1
         .checked_add(1)
@@ -154,7 +155,12 @@ pub fn coded_size(sps: &SeqParameterSet) -> Result<(u32, u32), Failure> {
     let height_units = sps
         .pic_height_in_map_units_minus1
         .checked_add(1)
-        .ok_or_else(|| too_big("pic_height_in_map_units_minus1", sps.pic_height_in_map_units_minus1))?;
+        .ok_or_else(|| {
+            too_big(
+                "pic_height_in_map_units_minus1",
+                sps.pic_height_in_map_units_minus1,
+            )
+        })?;
     let field_factor = match sps.frame_mbs_flags {
         FrameMbsFlags::Fields { .. } => 2,
         FrameMbsFlags::Frames => 1,
@@ -162,9 +168,12 @@ pub fn coded_size(sps: &SeqParameterSet) -> Result<(u32, u32), Failure> {
     let width = width_mbs
         .checked_mul(16)
         .ok_or_else(|| too_big("pic_width_in_mbs_minus1", sps.pic_width_in_mbs_minus1))?;
-    let height = height_units
-        .checked_mul(16 * field_factor)
-        .ok_or_else(|| too_big("pic_height_in_map_units_minus1", sps.pic_height_in_map_units_minus1))?;
+    let height = height_units.checked_mul(16 * field_factor).ok_or_else(|| {
+        too_big(
+            "pic_height_in_map_units_minus1",
+            sps.pic_height_in_map_units_minus1,
+        )
+    })?;
     let Some(crop) = &sps.frame_cropping else {
         return Ok((width, height));
     };
@@ -243,9 +252,13 @@ impl<'a> Iterator for NalIter<'a> {
         }
         let Some((prefix, after)) = self.rest.split_at_checked(self.length_size) else {
             self.rest = &[];
-            return Some(Err(Failure::decode("access unit ends inside a nal length prefix")));
+            return Some(Err(Failure::decode(
+                "access unit ends inside a nal length prefix",
+            )));
         };
-        let len = prefix.iter().fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
+        let len = prefix
+            .iter()
+            .fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
         let Some((nal, rest)) = after.split_at_checked(len) else {
             let remaining = after.len();
             self.rest = &[];

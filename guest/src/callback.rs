@@ -157,7 +157,11 @@ mod tests {
     use super::*;
     use crate::error::ErrorCode;
 
-    fn ctx(shortside: Option<u32>, quality: Option<u8>, alterurl: Option<&str>) -> CallbackContext<'_> {
+    fn ctx(
+        shortside: Option<u32>,
+        quality: Option<u8>,
+        alterurl: Option<&str>,
+    ) -> CallbackContext<'_> {
         CallbackContext {
             taskid: "live/cam/1000-7/1".into(),
             key: "record/live/cam/picture/1000-7/cam-1.jpg",
@@ -188,7 +192,11 @@ mod tests {
             body,
             r#"{"status":4,"taskid":"live/cam/1000-7/1","desc":"snapshot failed: the I-frame could not be decoded","keys":"record/live/cam/picture/1000-7/cam-1.jpg","code":"DecodeFailed","type":"LiveSnapShotCallBack","errnum":1001,"errmsg":"slice data truncated","uniqname":"acme","stream_name":"cam","timestamp":1,"bucket":"shots","width":0,"height":0,"shortside":360,"quality":8,"dstpath":"","alterurl":"http://x/latest"}"#
         );
-        let body = Callback::failed(ctx(None, None, None), &Failure::new(ErrorCode::UploadFailed, "x")).to_json();
+        let body = Callback::failed(
+            ctx(None, None, None),
+            &Failure::new(ErrorCode::UploadFailed, "x"),
+        )
+        .to_json();
         assert!(!body.contains("alterurl") && body.contains(r#""errnum":1003"#));
     }
 }

@@ -133,7 +133,9 @@ impl Session {
             return Err(Failure::limit(format!("quality {q} is outside 1..=10")));
         }
         if settings.shortside_px == Some(0) {
-            return Err(Failure::limit("shortside 0 px is not allowed: it must be at least 1"));
+            return Err(Failure::limit(
+                "shortside 0 px is not allowed: it must be at least 1",
+            ));
         }
         Ok(Session {
             names: SessionNames {
@@ -152,7 +154,12 @@ impl Session {
     }
 
     /// Feed one FLV tag. Errors describe a tag that could not be used; the session goes on.
-    pub fn push_tag(&mut self, tag_type: u8, timestamp_ms: u32, body: &[u8]) -> Result<Action, Failure> {
+    pub fn push_tag(
+        &mut self,
+        tag_type: u8,
+        timestamp_ms: u32,
+        body: &[u8],
+    ) -> Result<Action, Failure> {
         if tag_type != flv::TAG_VIDEO {
             self.clock.observe(timestamp_ms);
             return Ok(Action::None);
@@ -175,7 +182,9 @@ impl Session {
                     return Ok(Action::None);
                 }
                 let Some(config) = self.config.as_mut() else {
-                    return Err(Failure::decode("video frame before any avc sequence header"));
+                    return Err(Failure::decode(
+                        "video frame before any avc sequence header",
+                    ));
                 };
                 if config.classify(data)? == FrameKind::NotIntra {
                     return Ok(Action::None);
@@ -262,7 +271,12 @@ impl Session {
         })
     }
 
-    fn callback_context<'a>(&'a self, seq: u32, key: &'a str, unix_timestamp: u64) -> CallbackContext<'a> {
+    fn callback_context<'a>(
+        &'a self,
+        seq: u32,
+        key: &'a str,
+        unix_timestamp: u64,
+    ) -> CallbackContext<'a> {
         CallbackContext {
             taskid: self.names.taskid(seq),
             key,

@@ -179,7 +179,13 @@ pub fn to_jfif(picture: &mut Yuv420) -> Result<(), Failure> {
 mod tests {
     use super::*;
 
-    fn flat(width: u32, height: u32, yuv: (u8, u8, u8), full_range: bool, matrix: Matrix) -> Yuv420 {
+    fn flat(
+        width: u32,
+        height: u32,
+        yuv: (u8, u8, u8),
+        full_range: bool,
+        matrix: Matrix,
+    ) -> Yuv420 {
         let cw = width.div_ceil(2) as usize;
         let ch = height.div_ceil(2) as usize;
         Yuv420 {

@@ -79,7 +79,9 @@ impl wit_capture::GuestSession for SessionResource {
             alterurl: settings.alterurl,
         };
         let session = Session::new(info, settings)?;
-        Ok(wit_capture::Session::new(SessionResource(RefCell::new(session))))
+        Ok(wit_capture::Session::new(SessionResource(RefCell::new(
+            session,
+        ))))
     }
 
     fn push_tag(
@@ -88,7 +90,10 @@ impl wit_capture::GuestSession for SessionResource {
         timestamp_ms: u32,
         body: Vec<u8>,
     ) -> Result<wit_capture::Action, wit_types::Failure> {
-        let action = self.0.borrow_mut().push_tag(tag_type, timestamp_ms, &body)?;
+        let action = self
+            .0
+            .borrow_mut()
+            .push_tag(tag_type, timestamp_ms, &body)?;
         Ok(match action {
             Action::None => wit_capture::Action::None,
             Action::Refused(body) => wit_capture::Action::Refused(body),
@@ -106,7 +111,11 @@ impl wit_capture::GuestSession for SessionResource {
         })
     }
 
-    fn complete(&self, seq: u32, outcome: wit_capture::Outcome) -> Result<String, wit_types::Failure> {
+    fn complete(
+        &self,
+        seq: u32,
+        outcome: wit_capture::Outcome,
+    ) -> Result<String, wit_types::Failure> {
         let outcome = match outcome {
             wit_capture::Outcome::Stored((w, h)) => Outcome::Stored(w, h),
             wit_capture::Outcome::Failed(f) => Outcome::Failed(f.into()),
@@ -130,7 +139,10 @@ impl wit_render::Guest for Component {
         })
     }
 
-    fn decode(config: Vec<u8>, access_unit: Vec<u8>) -> Result<wit_render::Frame, wit_types::Failure> {
+    fn decode(
+        config: Vec<u8>,
+        access_unit: Vec<u8>,
+    ) -> Result<wit_render::Frame, wit_types::Failure> {
         let frame = render::decode(&config, &access_unit)?;
         Ok(wit_render::Frame {
             width_px: frame.width,
@@ -148,4 +160,3 @@ impl wit_render::Guest for Component {
 }
 
 bindings::export!(Component with_types_in bindings);
-

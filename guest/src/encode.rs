@@ -79,7 +79,12 @@ impl ImageBuffer for Planes<'_> {
         let chroma_width = width.div_ceil(2);
         let y = usize::from(y);
         let [luma, cb, cr, _] = buffers;
-        push_row(luma, self.picture.y.get(y * width..(y + 1) * width), width, 1);
+        push_row(
+            luma,
+            self.picture.y.get(y * width..(y + 1) * width),
+            width,
+            1,
+        );
         let chroma = (y / 2) * chroma_width..(y / 2 + 1) * chroma_width;
         push_row(cb, self.picture.u.get(chroma.clone()), width, 2);
         push_row(cr, self.picture.v.get(chroma), width, 2);
@@ -133,7 +138,9 @@ mod tests {
     fn sampling_factors(jpeg: &[u8]) -> Vec<u8> {
         let sof = jpeg.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();
         let components = usize::from(jpeg[sof + 9]);
-        (0..components).map(|i| jpeg[sof + 10 + 3 * i + 1]).collect()
+        (0..components)
+            .map(|i| jpeg[sof + 10 + 3 * i + 1])
+            .collect()
     }
 
     #[test]
@@ -153,7 +160,9 @@ mod tests {
         let jpeg = encode_jfif(&jfif(40, 24, (180, 60, 200)), 90).unwrap();
         let (_, _, ycbcr) = decode(&jpeg, ColorSpace::YCbCr);
         for px in ycbcr.chunks(3) {
-            assert!(px[0].abs_diff(180) <= 1 && px[1].abs_diff(60) <= 1 && px[2].abs_diff(200) <= 1);
+            assert!(
+                px[0].abs_diff(180) <= 1 && px[1].abs_diff(60) <= 1 && px[2].abs_diff(200) <= 1
+            );
         }
     }
 

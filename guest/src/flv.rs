@@ -105,15 +105,30 @@ mod tests {
                 data: &[]
             }
         );
-        assert_eq!(parse_video(&[0x17, 2, 0, 0, 0]).unwrap(), VideoTag::EndOfSequence);
+        assert_eq!(
+            parse_video(&[0x17, 2, 0, 0, 0]).unwrap(),
+            VideoTag::EndOfSequence
+        );
     }
 
     #[test]
     fn refuses_other_codecs_and_short_bodies() {
-        assert_eq!(parse_video(&[0x12, 0]).unwrap_err().code, ErrorCode::UnsupportedStream);
-        assert_eq!(parse_video(&[0x90, 0, 0, 0, 0]).unwrap_err().code, ErrorCode::UnsupportedStream);
-        assert_eq!(parse_video(&[0x17, 1, 0]).unwrap_err().code, ErrorCode::DecodeFailed);
+        assert_eq!(
+            parse_video(&[0x12, 0]).unwrap_err().code,
+            ErrorCode::UnsupportedStream
+        );
+        assert_eq!(
+            parse_video(&[0x90, 0, 0, 0, 0]).unwrap_err().code,
+            ErrorCode::UnsupportedStream
+        );
+        assert_eq!(
+            parse_video(&[0x17, 1, 0]).unwrap_err().code,
+            ErrorCode::DecodeFailed
+        );
         assert_eq!(parse_video(&[]).unwrap_err().code, ErrorCode::DecodeFailed);
-        assert_eq!(parse_video(&[0x17, 7, 0, 0, 0]).unwrap_err().code, ErrorCode::DecodeFailed);
+        assert_eq!(
+            parse_video(&[0x17, 7, 0, 0, 0]).unwrap_err().code,
+            ErrorCode::DecodeFailed
+        );
     }
 }

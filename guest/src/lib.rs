@@ -6,18 +6,21 @@
 //! returns. Everything but the WIT glue in `bindings` compiles and is tested natively.
 #![deny(unsafe_code)]
 
-pub mod error;
-pub mod render;
-pub mod scale;
-pub mod color;
-pub mod encode;
 pub mod avc;
 pub mod callback;
 pub mod capture;
 pub mod clock;
+pub mod color;
+pub mod encode;
+pub mod error;
 pub mod flv;
 pub mod naming;
+pub mod render;
+pub mod scale;
 
 #[cfg(target_arch = "wasm32")]
-#[allow(unsafe_code, reason = "wit-bindgen's generate!/export! expand to the canonical ABI's unsafe exports")]
+#[allow(
+    unsafe_code,
+    reason = "wit-bindgen's generate!/export! expand to the canonical ABI's unsafe exports"
+)]
 mod component;

@@ -30,7 +30,9 @@ impl Name {
             )));
         }
         if value == "." || value == ".." {
-            return Err(Failure::limit(format!("{what} name {value:?} is not allowed")));
+            return Err(Failure::limit(format!(
+                "{what} name {value:?} is not allowed"
+            )));
         }
         Ok(Name(value.to_owned()))
     }
@@ -119,7 +121,10 @@ mod tests {
             n.key(KeyMode::Sequence, ts),
             "record/live/cam-1/picture/1700000000123-42/cam-1-1700000012.jpg"
         );
-        assert_eq!(n.key(KeyMode::Overwrite, ts), "record/live/cam-1/picture/cam-1.jpg");
+        assert_eq!(
+            n.key(KeyMode::Overwrite, ts),
+            "record/live/cam-1/picture/cam-1.jpg"
+        );
         assert_eq!(n.taskid(3), "live/cam-1/1700000000123-42/3");
     }
 
@@ -132,7 +137,9 @@ mod tests {
 
     #[test]
     fn refuses_path_escapes() {
-        for bad in ["", ".", "..", "a/b", "../x", "%2e%2e", "a\0b", "a b", "é", "a\\b", "x?key=1"] {
+        for bad in [
+            "", ".", "..", "a/b", "../x", "%2e%2e", "a\0b", "a b", "é", "a\\b", "x?key=1",
+        ] {
             assert!(Name::parse("stream", bad).is_err(), "{bad:?} accepted");
         }
         assert!(Name::parse("stream", &"a".repeat(129)).is_err());

@@ -7,6 +7,7 @@
 //! against [`MAX_SIDE_PX`] and [`MAX_PIXELS`] from the SPS before a single slice is decoded, so a
 //! hostile SPS cannot make the decoder allocate a huge picture.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use rust_h264::decoder::{ChromaFormat, Decoder, Frame};
@@ -118,12 +119,12 @@ pub fn decode(config: &[u8], access_unit: &[u8]) -> Result<Yuv420, Failure> {
     }
     check_framing(access_unit, record.length_size)?;
     let units = nal::parse_avcc(access_unit, record.length_size);
-    let all_units = || record.sps_nals.iter().chain(&record.pps_nals).chain(&units);
+    let parameter_sets = || record.sps_nals.iter().chain(&record.pps_nals).chain(&units);
 
     // Everything about the parameter sets is settled before the decoder sees a slice.
     let mut sps_by_id = BTreeMap::new();
-    let mut sps_of_pps = BTreeMap::new();
-    for unit in all_units() {
+    let mut pps_by_id = BTreeMap::new();
+    for unit in parameter_sets() {
         match unit.nal_unit_type {
             NalUnitType::Sps => {
                 let info = nal::parse_sps_info(unit).map_err(|e| from_decoder("sps", e))?;
@@ -133,23 +134,26 @@ pub fn decode(config: &[u8], access_unit: &[u8]) -> Result<Yuv420, Failure> {
                 }
             }
             NalUnitType::Pps => {
-                if let Some((pps, sps)) = pps_ids(unit) {
-                    sps_of_pps.insert(pps, sps);
+                if let Some((id, header)) = pps_header(unit) {
+                    pps_by_id.insert(id, header);
                 }
             }
             _ => {}
         }
     }
-    let active = first_slice_pps(&units)
-        .and_then(|pps| sps_of_pps.get(&pps))
-        .and_then(|sps| sps_by_id.get(sps))
+    let first_slice_pps = units.iter().find_map(slice_pps_id);
+    let active = first_slice_pps
+        .and_then(|pps| pps_by_id.get(&pps))
+        .and_then(|pps| sps_by_id.get(&pps.sps_id))
         .or_else(|| sps_by_id.values().next())
         .ok_or_else(|| Failure::decode("no parseable sps in the configuration record"))?;
     let (full_range, matrix) = (active.full_range, Matrix::from_vui(active.matrix));
 
     let mut decoder = Decoder::new();
     let mut frame = None;
-    for unit in all_units() {
+    for unit in record.sps_nals.iter().chain(&record.pps_nals).chain(&units) {
+        let padded = pad_cabac_slice(unit, &pps_by_id);
+        let unit = padded.as_ref().unwrap_or(unit);
         if let Some(done) = decoder
             .decode_nal(unit)
             .map_err(|e| from_decoder(nal_name(unit), e))?
@@ -169,7 +173,14 @@ pub fn decode(config: &[u8], access_unit: &[u8]) -> Result<Yuv420, Failure> {
             ))
         })?,
     };
-    into_yuv420(frame, full_range, matrix)
+    let picture = into_yuv420(frame, full_range, matrix)?;
+    if let Some((x, y)) = find_undecoded_block(&picture) {
+        return Err(Failure::decode(format!(
+            "picture has undecoded macroblocks (first near x {x}, y {y}): slices are missing \
+             or damaged"
+        )));
+    }
+    Ok(picture)
 }
 
 /// Decodes `access_unit` (see [`decode`]), shrinks it by DESIGN's `shortside` rule
@@ -198,7 +209,9 @@ pub fn render(
 /// Rejects a picture size of zero or beyond the render limits.
 fn check_size(width: u32, height: u32) -> Result<(), Failure> {
     if width == 0 || height == 0 {
-        return Err(Failure::decode(format!("picture size {width}x{height} is empty")));
+        return Err(Failure::decode(format!(
+            "picture size {width}x{height} is empty"
+        )));
     }
     if width > MAX_SIDE_PX || height > MAX_SIDE_PX {
         return Err(Failure::limit(format!(
@@ -302,7 +315,10 @@ fn into_yuv420(frame: Frame, full_range: bool, matrix: Matrix) -> Result<Yuv420,
     };
     // rust_h264 sizes chroma as floor(side / 2); only odd (monochrome) sides differ from ours.
     let (fcw, fch) = ((width / 2) as usize, (height / 2) as usize);
-    let (cw, ch) = (picture.chroma_width() as usize, picture.chroma_height() as usize);
+    let (cw, ch) = (
+        picture.chroma_width() as usize,
+        picture.chroma_height() as usize,
+    );
     if (fcw, fch) != (cw, ch) && picture.u.len() == fcw * fch && picture.v.len() == fcw * fch {
         picture.u = widen_chroma(&picture.u, fcw, cw, ch);
         picture.v = widen_chroma(&picture.v, fcw, cw, ch);
@@ -369,30 +385,121 @@ fn sps_id(sps: &NalUnit<'_>) -> Option<u32> {
     .read_ue()
 }
 
-/// `(pic_parameter_set_id, seq_parameter_set_id)`: the first two fields of a PPS (§7.3.2.2).
-fn pps_ids(pps: &NalUnit<'_>) -> Option<(u32, u32)> {
+/// The PPS fields the renderer needs (§7.3.2.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct PpsHeader {
+    /// `seq_parameter_set_id`: the SPS this PPS belongs to.
+    sps_id: u32,
+    /// `entropy_coding_mode_flag`: slices are CABAC coded.
+    cabac: bool,
+}
+
+/// `pic_parameter_set_id` and the header of a PPS: its first three fields (§7.3.2.2).
+fn pps_header(pps: &NalUnit<'_>) -> Option<(u32, PpsHeader)> {
     let mut r = BitReader {
         data: &pps.rbsp,
         bit: 0,
     };
-    Some((r.read_ue()?, r.read_ue()?))
+    let id = r.read_ue()?;
+    let sps_id = r.read_ue()?;
+    let cabac = r.read_bit()? == 1;
+    Some((id, PpsHeader { sps_id, cabac }))
 }
 
-/// `pic_parameter_set_id` of the first slice: after first_mb_in_slice and slice_type (§7.3.3).
-fn first_slice_pps(units: &[NalUnit<'_>]) -> Option<u32> {
-    let slice = units.iter().find(|u| {
-        matches!(
-            u.nal_unit_type,
-            NalUnitType::SliceIdr | NalUnitType::Slice
-        )
-    })?;
+/// `pic_parameter_set_id` of a slice: after first_mb_in_slice and slice_type (§7.3.3).
+fn slice_pps_id(unit: &NalUnit<'_>) -> Option<u32> {
+    if !matches!(
+        unit.nal_unit_type,
+        NalUnitType::SliceIdr | NalUnitType::Slice
+    ) {
+        return None;
+    }
     let mut r = BitReader {
-        data: &slice.rbsp,
+        data: &unit.rbsp,
         bit: 0,
     };
     r.read_ue()?;
     r.read_ue()?;
     r.read_ue()
+}
+
+/// Bytes of `0xFF` appended to every CABAC slice; see [`pad_cabac_slice`].
+const CABAC_PADDING: usize = 512;
+
+/// A copy of a CABAC slice with [`CABAC_PADDING`] `0xFF` bytes appended, so that a truncated
+/// one fails visibly; `None` for anything else.
+///
+/// `rust_h264` (like FFmpeg) reads zeros past the end of slice data and never reports it, so a
+/// CABAC slice cut short decodes to garbage with no error. A complete slice ends with
+/// `end_of_slice_flag` = 1 and its arithmetic decoder never uses a bit past the
+/// `rbsp_stop_one_bit` (§9.3.4.5: the decision compares only the 9-bit offset, which by then
+/// holds that stop bit as its last bit), so bytes after the slice cannot change its picture.
+/// A cut-short slice instead reads the padding: an offset of all ones sits at the top of every
+/// interval, so the next `end_of_slice_flag` decodes as 1 (at worst after an I_PCM macroblock,
+/// whose 384 raw bytes the padding covers) and the macroblocks after it stay undecoded, which
+/// [`find_undecoded_block`] reports. CAVLC slices are left alone: their end is found with
+/// `more_rbsp_data()`, which padding would fool.
+fn pad_cabac_slice(
+    unit: &NalUnit<'_>,
+    pps_by_id: &BTreeMap<u32, PpsHeader>,
+) -> Option<NalUnit<'static>> {
+    let pps = pps_by_id.get(&slice_pps_id(unit)?)?;
+    if !pps.cabac {
+        return None;
+    }
+    let mut rbsp = Vec::with_capacity(unit.rbsp.len() + CABAC_PADDING);
+    rbsp.extend_from_slice(&unit.rbsp);
+    rbsp.resize(unit.rbsp.len() + CABAC_PADDING, 0xFF);
+    Some(NalUnit {
+        nal_ref_idc: unit.nal_ref_idc,
+        nal_unit_type: unit.nal_unit_type,
+        rbsp: Cow::Owned(rbsp),
+    })
+}
+
+/// Finds a macroblock the decoder never wrote, returning a luma position inside it.
+///
+/// `rust_h264` starts every picture as all-zero samples and does not report macroblocks that no
+/// slice covered (a lost slice NAL unit, a slice that ended early). Luma 0 with Cb = Cr = 0 is
+/// far outside the RGB gamut in both ranges, so no encoder produces it from real content, while
+/// an unwritten macroblock keeps at least its 10×10 luma / 6×6 chroma interior at exactly zero
+/// after deblocking. Looking for an aligned 4×4 luma block plus its 2×2 chroma blocks, all
+/// zero, finds every such macroblock. The scan walks the chroma planes and only looks at luma
+/// where chroma is zero, so it costs about one read of the chroma planes.
+fn find_undecoded_block(picture: &Yuv420) -> Option<(usize, usize)> {
+    let width = picture.width as usize;
+    let chroma_width = picture.chroma_width() as usize;
+    let all_zero = |plane: &[u8], start: usize, len: usize| {
+        plane
+            .get(start..start + len)
+            .is_some_and(|s| s.iter().all(|&b| b == 0))
+    };
+    let chroma_rows = picture.chroma_height() as usize / 2;
+    for pair in 0..chroma_rows {
+        let top = pair * 2 * chroma_width;
+        let (Some(u0), Some(v0)) = (
+            picture.u.get(top..top + chroma_width),
+            picture.v.get(top..top + chroma_width),
+        ) else {
+            return None;
+        };
+        for cx in (0..chroma_width.saturating_sub(1)).step_by(2) {
+            let zero_here =
+                u0.get(cx..cx + 2) == Some(&[0, 0]) && v0.get(cx..cx + 2) == Some(&[0, 0]);
+            if !zero_here {
+                continue;
+            }
+            let below = top + chroma_width + cx;
+            let (x, y) = (cx * 2, pair * 4);
+            if all_zero(&picture.u, below, 2)
+                && all_zero(&picture.v, below, 2)
+                && (y..y + 4).all(|row| all_zero(&picture.y, row * width + x, 4))
+            {
+                return Some((x, y));
+            }
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -416,7 +523,9 @@ mod tests {
     ];
 
     fn testdata(file: &str) -> Vec<u8> {
-        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata").join(file);
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("testdata")
+            .join(file);
         std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
     }
 
@@ -442,8 +551,9 @@ mod tests {
         (usize::from(info.width), usize::from(info.height), rgb)
     }
 
-    /// Independent float reference: each pixel of `p` to clamped R'G'B' (H.264 §E.2.1), chroma
-    /// taken from the 2x2 block the pixel is in.
+    /// Independent float reference: each pixel of `p` to clamped R'G'B' (H.264 §E.2.1), with
+    /// chroma interpolated bilinearly at the pixel centre. Chroma samples are taken as centred
+    /// on their 2x2 luma block, which is what a JFIF decoder assumes (JFIF 1.02, "sampling").
     fn reference_rgb(p: &Yuv420) -> Vec<f64> {
         let (kr, kb) = match p.matrix {
             Matrix::Bt601 => (0.299, 0.114),
@@ -454,14 +564,30 @@ mod tests {
         } else {
             (16.0, 219.0, 224.0)
         };
-        let (w, cw) = (p.width as usize, p.chroma_width() as usize);
+        let (w, cw, ch) = (
+            p.width as usize,
+            p.chroma_width() as usize,
+            p.chroma_height() as usize,
+        );
+        // Position of luma sample `i` in chroma sample units, and the two neighbours + weight.
+        let taps = |i: usize, n: usize| {
+            let pos = ((i as f64 - 0.5) / 2.0).clamp(0.0, (n - 1) as f64);
+            let lo = pos.floor() as usize;
+            (lo, (lo + 1).min(n - 1), pos - lo as f64)
+        };
+        let chroma = |plane: &[u8], x: usize, y: usize| {
+            let ((x0, x1, fx), (y0, y1, fy)) = (taps(x, cw), taps(y, ch));
+            let at = |cx: usize, cy: usize| f64::from(plane[cy * cw + cx]);
+            let top = at(x0, y0) * (1.0 - fx) + at(x1, y0) * fx;
+            let bottom = at(x0, y1) * (1.0 - fx) + at(x1, y1) * fx;
+            top * (1.0 - fy) + bottom * fy
+        };
         let mut out = Vec::new();
         for (i, &luma) in p.y.iter().enumerate() {
             let (x, row) = (i % w, i / w);
-            let c = (row / 2) * cw + x / 2;
             let y = (f64::from(luma) - y0) / ys;
-            let pb = (f64::from(p.u[c]) - 128.0) / cs;
-            let pr = (f64::from(p.v[c]) - 128.0) / cs;
+            let pb = (chroma(&p.u, x, row) - 128.0) / cs;
+            let pr = (chroma(&p.v, x, row) - 128.0) / cs;
             let r = y + 2.0 * (1.0 - kr) * pr;
             let b = y + 2.0 * (1.0 - kb) * pb;
             let g = (y - kr * r - kb * b) / (1.0 - kr - kb);
@@ -591,7 +717,10 @@ mod tests {
         let (config, au, _, _) = stream("crop_70x38");
         let p = decode(&config, &au).unwrap();
         assert_eq!((p.width, p.height), (70, 38));
-        assert_eq!((p.y.len(), p.u.len(), p.v.len()), (70 * 38, 35 * 19, 35 * 19));
+        assert_eq!(
+            (p.y.len(), p.u.len(), p.v.len()),
+            (70 * 38, 35 * 19, 35 * 19)
+        );
     }
 
     #[test]
@@ -640,15 +769,29 @@ mod tests {
     }
 
     #[test]
-    fn wrong_matrix_would_fail_the_colour_check() {
-        // Guards the PSNR test itself: reading BT.709 full-range pixels as BT.601 limited must
-        // score clearly worse than the right interpretation.
-        let (config, au, _, _) = stream("full709_96x64");
-        let mut wrong = decode(&config, &au).unwrap();
-        (wrong.full_range, wrong.matrix) = (false, Matrix::Bt601);
-        let reference = reference_rgb(&wrong);
-        let (_, _, rgb) = decode_jpeg(&render(&config, &au, None, 90).unwrap().jpeg);
-        assert!(psnr(&reference, &rgb) < 25.0);
+    fn every_wrong_range_or_matrix_scores_clearly_worse() {
+        // Guards the PSNR check itself: reading the pixels with any other (range, matrix) than
+        // the VUI's must score clearly below the right interpretation.
+        for (name, ..) in STREAMS {
+            let (config, au, _, _) = stream(name);
+            let decoded = decode(&config, &au).unwrap();
+            let (_, _, rgb) = decode_jpeg(&render(&config, &au, None, 90).unwrap().jpeg);
+            let right = psnr(&reference_rgb(&decoded), &rgb);
+            for full_range in [false, true] {
+                for matrix in [Matrix::Bt601, Matrix::Bt709] {
+                    if (full_range, matrix) == (decoded.full_range, decoded.matrix) {
+                        continue;
+                    }
+                    let mut wrong = decoded.clone();
+                    (wrong.full_range, wrong.matrix) = (full_range, matrix);
+                    let db = psnr(&reference_rgb(&wrong), &rgb);
+                    assert!(
+                        db < right - 3.0,
+                        "{name} as {matrix:?} full={full_range}: {db:.1} dB"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
@@ -682,7 +825,11 @@ mod tests {
     fn size_limits_are_inclusive() {
         assert!(check_size(MAX_SIDE_PX, 4394).is_ok()); // 35,995,648 px
         assert!(check_size(1, MAX_SIDE_PX).is_ok());
-        for (w, h) in [(MAX_SIDE_PX, 4395), (MAX_SIDE_PX + 1, 1), (1, MAX_SIDE_PX + 1)] {
+        for (w, h) in [
+            (MAX_SIDE_PX, 4395),
+            (MAX_SIDE_PX + 1, 1),
+            (1, MAX_SIDE_PX + 1),
+        ] {
             assert_eq!(check_size(w, h).unwrap_err().code, ErrorCode::LimitExceeded);
         }
         assert_eq!(check_size(0, 5).unwrap_err().code, ErrorCode::DecodeFailed);
@@ -734,20 +881,76 @@ mod tests {
         }
     }
 
+    /// `au` with NAL unit `index` replaced by `with` (or dropped when `None`), re-framed.
+    fn replace_nal(au: &[u8], index: usize, with: Option<&[u8]>) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (i, nal) in split_au(au).into_iter().enumerate() {
+            match (i == index, with) {
+                (false, _) => out.extend(length_prefixed(nal)),
+                (true, Some(other)) => out.extend(length_prefixed(other)),
+                (true, None) => {}
+            }
+        }
+        out
+    }
+
     #[test]
     fn truncated_slice_with_consistent_framing_is_a_decode_failure() {
-        // Re-frame a cut-short IDR slice so the lengths are valid: the decoder itself must
-        // notice that the slice data ends early.
-        let (config, au, _, _) = stream("cabac_64x48");
-        let nals = split_au(&au);
-        let slice = nals.last().unwrap();
-        let mut cut = Vec::new();
-        for nal in &nals[..nals.len() - 1] {
-            cut.extend(length_prefixed(nal));
+        // Cut a slice short and re-frame it so the lengths are valid: the decoder itself must
+        // notice that the slice data ends early (CAVLC errors; CABAC runs into the padding and
+        // leaves macroblocks undecoded). Cuts anywhere but the last few bytes are caught.
+        for (name, ..) in STREAMS {
+            let (config, au, _, _) = stream(name);
+            let nals = split_au(&au);
+            for (index, slice) in nals.iter().enumerate().skip(1) {
+                for keep in [0.1, 0.5, 0.8] {
+                    let cut = &slice[..(slice.len() as f64 * keep) as usize];
+                    let result = decode(&config, &replace_nal(&au, index, Some(cut)));
+                    let err = result.map(|p| (p.width, p.height)).unwrap_err();
+                    assert_eq!(
+                        err.code,
+                        ErrorCode::DecodeFailed,
+                        "{name} nal {index}: {err}"
+                    );
+                }
+            }
         }
-        cut.extend(length_prefixed(&slice[..slice.len() / 3]));
-        let err = decode(&config, &cut).unwrap_err();
-        assert_eq!(err.code, ErrorCode::DecodeFailed, "{err}");
+    }
+
+    #[test]
+    fn missing_slice_is_a_decode_failure() {
+        let (config, au, _, _) = stream("slices_128x96");
+        let nals = split_au(&au);
+        assert_eq!(nals.len(), 5, "sei + 4 slices");
+        for index in 1..nals.len() {
+            let result = decode(&config, &replace_nal(&au, index, None));
+            let err = result.map(|p| (p.width, p.height)).unwrap_err();
+            assert_eq!(
+                err.code,
+                ErrorCode::DecodeFailed,
+                "without slice {index}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn undecoded_block_search_ignores_black_and_finds_zeroed_macroblocks() {
+        let (config, au, _, _) = stream("full709_96x64");
+        let mut p = decode(&config, &au).unwrap();
+        assert_eq!(find_undecoded_block(&p), None);
+        // Full-range black (Y 0, neutral chroma) is a real colour, not a hole.
+        p.y.fill(0);
+        assert_eq!(find_undecoded_block(&p), None);
+        // Zero one 16x16 macroblock's luma and chroma at (32, 16).
+        let (w, cw) = (p.width as usize, p.chroma_width() as usize);
+        for row in 16..32 {
+            p.y[row * w + 32..row * w + 48].fill(0);
+        }
+        for row in 8..16 {
+            p.u[row * cw + 16..row * cw + 24].fill(0);
+            p.v[row * cw + 16..row * cw + 24].fill(0);
+        }
+        assert_eq!(find_undecoded_block(&p), Some((32, 16)));
     }
 
     #[test]
@@ -756,13 +959,21 @@ mod tests {
         let sei_only = length_prefixed(split_au(&au)[0]);
         let err = decode(&config, &sei_only).unwrap_err();
         assert_eq!(err.code, ErrorCode::DecodeFailed);
-        assert_eq!(decode(&config, &[]).unwrap_err().code, ErrorCode::DecodeFailed);
+        assert_eq!(
+            decode(&config, &[]).unwrap_err().code,
+            ErrorCode::DecodeFailed
+        );
     }
 
     #[test]
     fn malformed_configuration_record_is_a_decode_failure() {
         let (config, au, _, _) = stream("cabac_64x48");
-        for bad in [&[][..], &config[..5], &config[..12], &[2, 0x64, 0, 10, 0xFF, 0xE0, 0][..]] {
+        for bad in [
+            &[][..],
+            &config[..5],
+            &config[..12],
+            &[2, 0x64, 0, 10, 0xFF, 0xE0, 0][..],
+        ] {
             let err = decode(bad, &au).unwrap_err();
             assert_eq!(err.code, ErrorCode::DecodeFailed, "{bad:?}: {err}");
         }
@@ -772,14 +983,20 @@ mod tests {
     fn huge_nal_length_is_refused_without_overflow() {
         let (config, _, _, _) = stream("cabac_64x48");
         let au = [0xFF, 0xFF, 0xFF, 0xFE, 0x65, 0x88];
-        assert_eq!(decode(&config, &au).unwrap_err().code, ErrorCode::DecodeFailed);
+        assert_eq!(
+            decode(&config, &au).unwrap_err().code,
+            ErrorCode::DecodeFailed
+        );
     }
 
     #[test]
     fn odd_monochrome_chroma_is_widened_to_ceil_size() {
         // 3x3 luma with rust_h264's 1x1 chroma -> 2x2 chroma.
         assert_eq!(widen_chroma(&[7], 1, 2, 2), vec![7, 7, 7, 7]);
-        assert_eq!(widen_chroma(&[1, 2, 3, 4], 2, 3, 3), vec![1, 2, 2, 3, 4, 4, 3, 4, 4]);
+        assert_eq!(
+            widen_chroma(&[1, 2, 3, 4], 2, 3, 3),
+            vec![1, 2, 2, 3, 4, 4, 3, 4, 4]
+        );
         assert_eq!(widen_chroma(&[], 0, 1, 1), vec![128]);
     }
 
@@ -788,11 +1005,15 @@ mod tests {
         let (config, au, _, _) = stream("cabac_64x48");
         let record = nal::parse_avcc_config(&config).unwrap();
         assert_eq!(sps_id(&record.sps_nals[0]), Some(0));
-        assert_eq!(pps_ids(&record.pps_nals[0]), Some((0, 0)));
+        let header = PpsHeader {
+            sps_id: 0,
+            cabac: true,
+        };
+        assert_eq!(pps_header(&record.pps_nals[0]), Some((0, header)));
         let units = nal::parse_avcc(&au, 4);
-        assert_eq!(first_slice_pps(&units), Some(0));
+        assert_eq!(units.iter().find_map(slice_pps_id), Some(0));
         let mut r = BitReader {
-            data: &[0b0010_0011, 0b0000_0000, 0b0000_0000, 0b0000_0000, 0b0100_0000],
+            data: &[0b0010_0100, 0, 0, 0, 0, 0b1000_0000],
             bit: 0,
         };
         assert_eq!(r.read_ue(), Some(3)); // 00100
@@ -801,7 +1022,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(200))]
+        #![proptest_config(ProptestConfig::with_cases(20000))]
 
         #[test]
         fn random_bytes_never_panic(
@@ -842,6 +1063,32 @@ mod tests {
                 config[i] ^= byte;
             }
             let _ = render(&config, &au, None, 60);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(100000))]
+        #[test]
+        fn tmpfuzz_slices(
+            stream_index in 0usize..STREAMS.len(),
+            flips in proptest::collection::vec((any::<proptest::sample::Index>(), any::<u8>()), 1..6),
+            headonly in any::<bool>(),
+        ) {
+            let (config, au, _, _) = stream(STREAMS[stream_index].0);
+            let nals = split_au(&au);
+            let mut out = Vec::new();
+            for (i, nal) in nals.iter().enumerate() {
+                let mut nal = nal.to_vec();
+                if i > 0 {
+                    for (at, byte) in &flips {
+                        let lim = if headonly { nal.len().min(12) } else { nal.len() };
+                        let j = at.index(lim);
+                        nal[j] ^= byte;
+                    }
+                }
+                out.extend(length_prefixed(&nal));
+            }
+            let _ = render(&config, &out, Some(20), 60);
         }
     }
 

@@ -223,11 +223,22 @@ mod tests {
 
     #[test]
     fn filter_weights_sum_to_one_for_every_output_sample() {
-        for (src, dst) in [(1920, 640), (1080, 360), (7, 3), (100, 99), (5, 1), (8192, 1)] {
+        for (src, dst) in [
+            (1920, 640),
+            (1080, 360),
+            (7, 3),
+            (100, 99),
+            (5, 1),
+            (8192, 1),
+        ] {
             let taps = Taps::new(src, dst);
             assert_eq!(taps.spans.len(), dst as usize);
             for (first, weights) in taps.iter() {
-                assert_eq!(weights.iter().sum::<u32>(), 1 << WEIGHT_BITS, "{src}->{dst}");
+                assert_eq!(
+                    weights.iter().sum::<u32>(),
+                    1 << WEIGHT_BITS,
+                    "{src}->{dst}"
+                );
                 assert!(first + weights.len() <= src as usize);
             }
         }
@@ -235,10 +246,21 @@ mod tests {
 
     #[test]
     fn flat_colour_stays_exactly_that_colour() {
-        for (sw, sh, dw, dh) in [(70u32, 38u32, 46u32, 25u32), (64, 48, 3, 2), (101, 37, 50, 1), (9, 9, 8, 8)] {
+        for (sw, sh, dw, dh) in [
+            (70u32, 38u32, 46u32, 25u32),
+            (64, 48, 3, 2),
+            (101, 37, 50, 1),
+            (9, 9, 8, 8),
+        ] {
             let (cw, ch) = (sw.div_ceil(2), sh.div_ceil(2));
             let c = (cw * ch) as usize;
-            let p = picture(sw, sh, vec![77; (sw * sh) as usize], vec![3; c], vec![250; c]);
+            let p = picture(
+                sw,
+                sh,
+                vec![77; (sw * sh) as usize],
+                vec![3; c],
+                vec![250; c],
+            );
             let s = scale(p, dw, dh).unwrap();
             assert_eq!((s.width, s.height), (dw, dh));
             assert_eq!(s.y.len(), (dw * dh) as usize);
@@ -252,7 +274,13 @@ mod tests {
     #[test]
     fn integer_ratio_averages_whole_blocks() {
         // 4x2 -> 2x1: each output is the mean of a 2x2 block (rounded).
-        let p = picture(4, 2, vec![0, 10, 100, 200, 20, 30, 50, 51], vec![0; 2], vec![0; 2]);
+        let p = picture(
+            4,
+            2,
+            vec![0, 10, 100, 200, 20, 30, 50, 51],
+            vec![0; 2],
+            vec![0; 2],
+        );
         let s = scale(p, 2, 1).unwrap();
         assert_eq!(s.y, vec![15, 100]);
     }

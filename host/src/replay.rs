@@ -1,7 +1,10 @@
 //! `livesnap replay`: one recorded FLV file as one session, as fast as it can be read.
 
 use crate::ingest::flv::{DEFAULT_MAX_TAG_BYTES, FlvError, FlvReader};
-use crate::runtime::{Action, CaptureInstance, ErrorCode, Failure, KeyMode, Outcome, RenderInstance, Runtime, SessionInfo, Settings};
+use crate::runtime::{
+    Action, CaptureInstance, ErrorCode, Failure, KeyMode, Outcome, RenderInstance, Runtime,
+    SessionInfo, Settings,
+};
 use crate::sink::CallbackLines;
 use crate::storage::FsStorage;
 use anyhow::Context;
@@ -85,7 +88,11 @@ impl Summary {
             } else {
                 String::new()
             },
-            if self.truncated.is_some() { " (input truncated)" } else { "" },
+            if self.truncated.is_some() {
+                " (input truncated)"
+            } else {
+                ""
+            },
         )
     }
 }
@@ -94,13 +101,16 @@ impl Summary {
 pub type Progress<'a> = &'a mut dyn FnMut(u64);
 
 /// Replay `opts.input` as one session through `runtime`.
-pub fn replay(runtime: &Runtime, opts: &ReplayOptions, progress: Progress<'_>) -> anyhow::Result<Summary> {
+pub fn replay(
+    runtime: &Runtime,
+    opts: &ReplayOptions,
+    progress: Progress<'_>,
+) -> anyhow::Result<Summary> {
     let started = Instant::now();
     let file = File::open(&opts.input)
         .map_err(|e| InputError(format!("cannot read {}: {e}", opts.input.display())))?;
-    let mut reader = FlvReader::new(BufReader::new(file), DEFAULT_MAX_TAG_BYTES).map_err(|e| {
-        InputError(format!("cannot replay {}: {e}", opts.input.display()))
-    })?;
+    let mut reader = FlvReader::new(BufReader::new(file), DEFAULT_MAX_TAG_BYTES)
+        .map_err(|e| InputError(format!("cannot replay {}: {e}", opts.input.display())))?;
 
     let stream = match &opts.stream {
         Some(s) => s.clone(),
@@ -121,7 +131,11 @@ pub fn replay(runtime: &Runtime, opts: &ReplayOptions, progress: Progress<'_>) -
     };
     let settings = Settings {
         interval_s: opts.interval_s,
-        mode: if opts.overwrite { KeyMode::Overwrite } else { KeyMode::Sequence },
+        mode: if opts.overwrite {
+            KeyMode::Overwrite
+        } else {
+            KeyMode::Sequence
+        },
         shortside_px: opts.shortside_px,
         quality: opts.quality,
         bucket: opts.bucket.clone(),
@@ -138,7 +152,11 @@ pub fn replay(runtime: &Runtime, opts: &ReplayOptions, progress: Progress<'_>) -
     })?;
     let mut renderer = runtime.renderer()?;
     let storage = FsStorage::new(&opts.out);
-    let mut callbacks = opts.callbacks.as_deref().map(CallbackLines::open).transpose()?;
+    let mut callbacks = opts
+        .callbacks
+        .as_deref()
+        .map(CallbackLines::open)
+        .transpose()?;
 
     let mut summary = Summary {
         push_start_ms,

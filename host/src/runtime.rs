@@ -9,9 +9,14 @@ use std::time::Duration;
 use wasmtime::component::{Component, Linker, ResourceAny, ResourceTable};
 use wasmtime::{Config, Engine, ResourceLimiter, Store, Trap};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
-use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi::{
+    HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView,
+};
 
-#[allow(unsafe_code, reason = "bindgen! expands to unsafe impls of the canonical ABI traits")]
+#[allow(
+    unsafe_code,
+    reason = "bindgen! expands to unsafe impls of the canonical ABI traits"
+)]
 mod bindings {
     wasmtime::component::bindgen!({
         world: "snapper",
@@ -19,7 +24,9 @@ mod bindings {
     });
 }
 
-pub use bindings::exports::livesnap::snap::capture::{Action, KeyMode, Outcome, SessionInfo, Settings, Shot};
+pub use bindings::exports::livesnap::snap::capture::{
+    Action, KeyMode, Outcome, SessionInfo, Settings, Shot,
+};
 pub use bindings::exports::livesnap::snap::render::{Frame, Matrix, Picture};
 pub use bindings::livesnap::snap::types::{ErrorCode, Failure};
 
@@ -59,7 +66,6 @@ impl ErrorCode {
         }
     }
 }
-
 
 /// Per-store caps.
 #[derive(Debug, Clone)]
@@ -162,7 +168,11 @@ impl Runtime {
     }
 
     /// Start a capture session in its own store and instance.
-    pub fn capture(&self, info: &SessionInfo, settings: &Settings) -> anyhow::Result<Result<CaptureInstance, Failure>> {
+    pub fn capture(
+        &self,
+        info: &SessionInfo,
+        settings: &Settings,
+    ) -> anyhow::Result<Result<CaptureInstance, Failure>> {
         let mut store = self.new_store(self.limits.capture_memory_bytes);
         store.set_epoch_deadline(ticks(self.limits.capture_deadline));
         let snapper = self
@@ -216,7 +226,12 @@ pub struct CaptureInstance {
 
 impl CaptureInstance {
     /// Feed one FLV tag. The outer error is a trap: the instance is unusable and the stream ends.
-    pub fn push_tag(&mut self, tag_type: u8, timestamp_ms: u32, body: &[u8]) -> anyhow::Result<Result<Action, Failure>> {
+    pub fn push_tag(
+        &mut self,
+        tag_type: u8,
+        timestamp_ms: u32,
+        body: &[u8],
+    ) -> anyhow::Result<Result<Action, Failure>> {
         self.store.set_epoch_deadline(self.deadline_ticks);
         self.snapper
             .livesnap_snap_capture()
@@ -226,7 +241,11 @@ impl CaptureInstance {
     }
 
     /// Report a shot's outcome; returns its callback body.
-    pub fn complete(&mut self, seq: u32, outcome: &Outcome) -> anyhow::Result<Result<String, Failure>> {
+    pub fn complete(
+        &mut self,
+        seq: u32,
+        outcome: &Outcome,
+    ) -> anyhow::Result<Result<String, Failure>> {
         self.store.set_epoch_deadline(self.deadline_ticks);
         self.snapper
             .livesnap_snap_capture()
@@ -253,30 +272,49 @@ pub struct RenderInstance {
 
 impl RenderInstance {
     /// Decode, scale and encode one shot.
-    pub fn render(&mut self, runtime: &Runtime, shot: &Shot) -> anyhow::Result<Result<Picture, Failure>> {
+    pub fn render(
+        &mut self,
+        runtime: &Runtime,
+        shot: &Shot,
+    ) -> anyhow::Result<Result<Picture, Failure>> {
         self.call(runtime, |snapper, store| {
-            snapper
-                .livesnap_snap_render()
-                .call_render(store, &shot.config, &shot.access_unit, shot.shortside_px, shot.jpeg_quality)
+            snapper.livesnap_snap_render().call_render(
+                store,
+                &shot.config,
+                &shot.access_unit,
+                shot.shortside_px,
+                shot.jpeg_quality,
+            )
         })
     }
 
     /// Decode only: the raw cropped picture.
-    pub fn decode(&mut self, runtime: &Runtime, config: &[u8], access_unit: &[u8]) -> anyhow::Result<Result<Frame, Failure>> {
+    pub fn decode(
+        &mut self,
+        runtime: &Runtime,
+        config: &[u8],
+        access_unit: &[u8],
+    ) -> anyhow::Result<Result<Frame, Failure>> {
         self.call(runtime, |snapper, store| {
-            snapper.livesnap_snap_render().call_decode(store, config, access_unit)
+            snapper
+                .livesnap_snap_render()
+                .call_decode(store, config, access_unit)
         })
     }
 
     /// Largest linear memory any of this renderer's instances has had, in bytes.
     pub fn peak_memory_bytes(&self) -> usize {
-        self.peak_memory_bytes.max(self.store.data().limiter.peak_memory_bytes)
+        self.peak_memory_bytes
+            .max(self.store.data().limiter.peak_memory_bytes)
     }
 
     fn call<T>(
         &mut self,
         runtime: &Runtime,
-        f: impl FnOnce(&bindings::Snapper, &mut Store<HostState>) -> wasmtime::Result<Result<T, Failure>>,
+        f: impl FnOnce(
+            &bindings::Snapper,
+            &mut Store<HostState>,
+        ) -> wasmtime::Result<Result<T, Failure>>,
     ) -> anyhow::Result<Result<T, Failure>> {
         self.store.set_epoch_deadline(self.deadline_ticks);
         match f(&self.snapper, &mut self.store) {
@@ -317,7 +355,12 @@ struct Limiter {
 }
 
 impl ResourceLimiter for Limiter {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         if desired > self.max_memory_bytes {
             self.denied = true;
             return Ok(false);
@@ -326,7 +369,12 @@ impl ResourceLimiter for Limiter {
         Ok(true)
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         Ok(desired <= 100_000)
     }
 }
@@ -359,17 +407,29 @@ fn ticks(d: Duration) -> u64 {
 /// Classify a trap as the failure it stands for.
 fn trap_failure(store: &Store<HostState>, err: wasmtime::Error) -> Failure {
     let state = store.data();
-    let stderr = String::from_utf8_lossy(&state.stderr.contents()).trim().to_owned();
+    let stderr = String::from_utf8_lossy(&state.stderr.contents())
+        .trim()
+        .to_owned();
     if err.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
         Failure::new(ErrorCode::Timeout, "render exceeded its deadline")
     } else if state.limiter.denied {
         Failure::new(
             ErrorCode::LimitExceeded,
-            format!("render needed more than {} MiB of memory", state.limiter.max_memory_bytes >> 20),
+            format!(
+                "render needed more than {} MiB of memory",
+                state.limiter.max_memory_bytes >> 20
+            ),
         )
     } else {
-        let detail = if stderr.is_empty() { format!("{err:#}") } else { stderr };
-        Failure::new(ErrorCode::DecodeFailed, format!("decoder trapped: {detail}"))
+        let detail = if stderr.is_empty() {
+            format!("{err:#}")
+        } else {
+            stderr
+        };
+        Failure::new(
+            ErrorCode::DecodeFailed,
+            format!("decoder trapped: {detail}"),
+        )
     }
 }
 

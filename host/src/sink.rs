@@ -17,9 +17,11 @@ impl CallbackLines {
             Box::new(io::stdout())
         } else {
             if let Some(dir) = target.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
             }
-            let file = File::create(target).with_context(|| format!("creating {}", target.display()))?;
+            let file =
+                File::create(target).with_context(|| format!("creating {}", target.display()))?;
             Box::new(BufWriter::new(file))
         };
         Ok(CallbackLines { out })

@@ -28,7 +28,9 @@ impl FsStorage {
                 && !value.contains('\\')
                 && rel.components().all(|c| matches!(c, Component::Normal(_)));
             if !safe {
-                bail!("refusing {what} {value:?}: it must be a relative path without '.' or '..' parts");
+                bail!(
+                    "refusing {what} {value:?}: it must be a relative path without '.' or '..' parts"
+                );
             }
             path.push(rel);
         }
@@ -38,12 +40,15 @@ impl FsStorage {
     /// Store `bytes` as object `key` of `bucket`.
     pub fn put(&self, bucket: &str, key: &str, bytes: &[u8]) -> anyhow::Result<()> {
         let path = self.path_of(bucket, key)?;
-        let dir = path.parent().context("object path has no parent directory")?;
+        let dir = path
+            .parent()
+            .context("object path has no parent directory")?;
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let mut tmp = path.clone().into_os_string();
         tmp.push(".part");
         std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", path.display()))?;
-        std::fs::rename(&tmp, &path).with_context(|| format!("renaming into {}", path.display()))?;
+        std::fs::rename(&tmp, &path)
+            .with_context(|| format!("renaming into {}", path.display()))?;
         Ok(())
     }
 }
@@ -59,7 +64,14 @@ mod tests {
             s.path_of("b", "record/live/x/picture/x.jpg").unwrap(),
             PathBuf::from("/srv/shots/b/record/live/x/picture/x.jpg")
         );
-        for (bucket, key) in [("..", "k"), ("b", "../k"), ("b", "/etc/passwd"), ("b", "a/./b"), ("", "k"), ("b", "a\0")] {
+        for (bucket, key) in [
+            ("..", "k"),
+            ("b", "../k"),
+            ("b", "/etc/passwd"),
+            ("b", "a/./b"),
+            ("", "k"),
+            ("b", "a\0"),
+        ] {
             assert!(s.path_of(bucket, key).is_err(), "{bucket:?} {key:?}");
         }
     }

@@ -1,1 +1,8 @@
+//! End-to-end tests: every fixture through the real component in wasmtime, checked against
+//! golden snapshots, ffmpeg's reference decode and an independent model of the capture rule.
 
+mod hostile;
+mod model;
+mod reference;
+mod rules;
+mod snapshots;

@@ -61,7 +61,13 @@ impl<R: Read> FlvReader<R> {
         if got < 9 || &header[..3] != b"FLV" {
             let shown: String = header[..got.min(3)]
                 .iter()
-                .map(|b| if b.is_ascii_graphic() { *b as char } else { '.' })
+                .map(|b| {
+                    if b.is_ascii_graphic() {
+                        *b as char
+                    } else {
+                        '.'
+                    }
+                })
                 .collect();
             return Err(FlvError::NotFlv(format!(
                 "it does not start with the 'FLV' signature (starts with {shown:?}, {got} header bytes)"
@@ -69,7 +75,9 @@ impl<R: Read> FlvReader<R> {
         }
         let data_offset = u32::from_be_bytes([header[5], header[6], header[7], header[8]]);
         if data_offset < 9 {
-            return Err(FlvError::NotFlv(format!("header size {data_offset} is below 9")));
+            return Err(FlvError::NotFlv(format!(
+                "header size {data_offset} is below 9"
+            )));
         }
         let mut reader = FlvReader {
             inner,
@@ -174,7 +182,10 @@ mod tests {
         let data = flv(&[(9, 0x0123_4567, b"abc"), (8, 5, b"")]);
         let mut r = FlvReader::new(&data[..], DEFAULT_MAX_TAG_BYTES).unwrap();
         let t = r.next_tag().unwrap().unwrap();
-        assert_eq!((t.tag_type, t.timestamp_ms, &t.body[..]), (9, 0x0123_4567, &b"abc"[..]));
+        assert_eq!(
+            (t.tag_type, t.timestamp_ms, &t.body[..]),
+            (9, 0x0123_4567, &b"abc"[..])
+        );
         let t = r.next_tag().unwrap().unwrap();
         assert_eq!((t.tag_type, t.timestamp_ms, t.body.len()), (8, 5, 0));
         assert!(r.next_tag().unwrap().is_none());
@@ -186,15 +197,27 @@ mod tests {
         let cut = &data[..data.len() - 7];
         let mut r = FlvReader::new(cut, DEFAULT_MAX_TAG_BYTES).unwrap();
         assert!(r.next_tag().unwrap().is_some());
-        assert!(matches!(r.next_tag(), Err(FlvError::Truncated { offset: 30 })));
+        assert!(matches!(
+            r.next_tag(),
+            Err(FlvError::Truncated { offset: 30 })
+        ));
     }
 
     #[test]
     fn rejects_non_flv_and_huge_tags() {
-        assert!(matches!(FlvReader::new(&b"GIF89a...."[..], 10), Err(FlvError::NotFlv(_))));
-        assert!(matches!(FlvReader::new(&b""[..], 10), Err(FlvError::NotFlv(_))));
+        assert!(matches!(
+            FlvReader::new(&b"GIF89a...."[..], 10),
+            Err(FlvError::NotFlv(_))
+        ));
+        assert!(matches!(
+            FlvReader::new(&b""[..], 10),
+            Err(FlvError::NotFlv(_))
+        ));
         let data = flv(&[(9, 0, &[0u8; 64])]);
         let mut r = FlvReader::new(&data[..], 32).unwrap();
-        assert!(matches!(r.next_tag(), Err(FlvError::TagTooLarge { size: 64, .. })));
+        assert!(matches!(
+            r.next_tag(),
+            Err(FlvError::TagTooLarge { size: 64, .. })
+        ));
     }
 }
