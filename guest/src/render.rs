@@ -1022,7 +1022,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(20000))]
+        #![proptest_config(ProptestConfig::with_cases(200))]
 
         #[test]
         fn random_bytes_never_panic(
@@ -1063,32 +1063,6 @@ mod tests {
                 config[i] ^= byte;
             }
             let _ = render(&config, &au, None, 60);
-        }
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(100000))]
-        #[test]
-        fn tmpfuzz_slices(
-            stream_index in 0usize..STREAMS.len(),
-            flips in proptest::collection::vec((any::<proptest::sample::Index>(), any::<u8>()), 1..6),
-            headonly in any::<bool>(),
-        ) {
-            let (config, au, _, _) = stream(STREAMS[stream_index].0);
-            let nals = split_au(&au);
-            let mut out = Vec::new();
-            for (i, nal) in nals.iter().enumerate() {
-                let mut nal = nal.to_vec();
-                if i > 0 {
-                    for (at, byte) in &flips {
-                        let lim = if headonly { nal.len().min(12) } else { nal.len() };
-                        let j = at.index(lim);
-                        nal[j] ^= byte;
-                    }
-                }
-                out.extend(length_prefixed(&nal));
-            }
-            let _ = render(&config, &out, Some(20), 60);
         }
     }
 

@@ -1,0 +1,194 @@
+//! The `livesnap` binary end to end: exit codes, files written, the summary line.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures").join(name)
+}
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("livesnap-cli-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn livesnap(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_livesnap"))
+        .args(args)
+        .output()
+        .expect("the livesnap binary runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            if e.path().is_dir() {
+                stack.push(e.path());
+            } else {
+                out.push(e.path());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn replay_stores_pictures_writes_callbacks_and_prints_a_summary() {
+    let dir = temp_dir("ok");
+    let out = dir.join("shots");
+    let cb = dir.join("cb.jsonl");
+    let o = livesnap(&[
+        "replay",
+        fixture("baseline_360p.flv").to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--interval",
+        "10",
+        "--start-ms",
+        "1700000000000",
+        "--session-id",
+        "42",
+        "--callbacks",
+        cb.to_str().unwrap(),
+    ]);
+    let stderr = text(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("replayed 753 tags in ") && stderr.contains("3 captures stored, 0 failed"),
+        "{stderr}"
+    );
+    let files = files_under(&out);
+    let expected: Vec<PathBuf> = [0, 10, 20]
+        .iter()
+        .map(|s| {
+            out.join(format!(
+                "livesnap/record/live/baseline_360p/picture/1700000000000-42/baseline_360p-{}.jpg",
+                1_700_000_000 + s
+            ))
+        })
+        .collect();
+    assert_eq!(files, expected);
+    let lines = std::fs::read_to_string(&cb).unwrap();
+    assert_eq!(lines.lines().count(), 3);
+    assert!(lines.lines().all(|l| l.contains(r#""uniqname":"local""#) && l.contains(r#""bucket":"livesnap""#)));
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn callbacks_dash_goes_to_stdout_in_capture_order() {
+    let dir = temp_dir("stdout");
+    let o = livesnap(&[
+        "replay",
+        fixture("long_gop.flv").to_str().unwrap(),
+        "--out",
+        dir.to_str().unwrap(),
+        "--callbacks",
+        "-",
+        "--app",
+        "tv",
+        "--stream",
+        "news",
+        "--session-id",
+        "1",
+        "--start-ms",
+        "5000",
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let stdout = text(&o.stdout);
+    let taskids: Vec<&str> = stdout
+        .lines()
+        .map(|l| l.split(r#""taskid":""#).nth(1).unwrap().split('"').next().unwrap())
+        .collect();
+    assert_eq!(taskids, ["tv/news/5000-1/1", "tv/news/5000-1/2"]);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_file_that_is_not_flv_exits_2_and_writes_nothing() {
+    let dir = temp_dir("notflv");
+    let input = dir.join("clip.flv");
+    std::fs::write(&input, b"\x00\x00\x00\x18ftypmp42 this is an mp4").unwrap();
+    let out = dir.join("shots");
+    let cb = dir.join("cb.jsonl");
+    let o = livesnap(&["replay", input.to_str().unwrap(), "--out", out.to_str().unwrap(), "--callbacks", cb.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    let stderr = text(&o.stderr);
+    assert!(stderr.contains("not an FLV file"), "{stderr}");
+    assert!(!out.exists() && !cb.exists());
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_missing_file_exits_2_with_its_name() {
+    let o = livesnap(&["replay", "/nonexistent/x.flv", "--out", "/tmp/never"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("cannot read /nonexistent/x.flv"));
+}
+
+#[test]
+fn invalid_names_and_settings_exit_2_before_writing() {
+    let dir = temp_dir("names");
+    let out = dir.join("shots");
+    let input = fixture("odd_size.flv");
+    for (args, expect) in [
+        (vec!["--stream", "../../etc"], "stream name"),
+        (vec!["--app", "a/b"], "app name"),
+        (vec!["--stream", "%2e%2e"], "stream name"),
+        (vec!["--interval", "0"], "interval 0 s"),
+        (vec!["--interval", "3601"], "interval 3601 s"),
+        (vec!["--quality", "11"], "quality 11"),
+        (vec!["--bucket", ".."], "bucket name"),
+        (vec!["--shortside", "0"], "shortside"),
+    ] {
+        let mut all = vec!["replay", input.to_str().unwrap(), "--out", out.to_str().unwrap()];
+        all.extend(args.iter().copied());
+        let o = livesnap(&all);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o.stderr));
+        assert!(text(&o.stderr).contains(expect), "{args:?}: {}", text(&o.stderr));
+        assert!(!out.exists(), "{args:?} wrote output");
+    }
+    // The stream name defaults to the file stem: a stem that is not a valid name says so.
+    let odd = dir.join("my clip.flv");
+    std::fs::copy(&input, &odd).unwrap();
+    let o = livesnap(&["replay", odd.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("--stream"), "{}", text(&o.stderr));
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_truncated_file_processes_every_complete_tag_then_warns() {
+    let dir = temp_dir("trunc");
+    let full = std::fs::read(fixture("baseline_360p.flv")).unwrap();
+    // Cut inside a tag a little after the 22 s I-frame (GOP 2 s, 25 fps).
+    let input = dir.join("cut.flv");
+    std::fs::write(&input, &full[..full.len() * 4 / 5 + 7]).unwrap();
+    let out = dir.join("shots");
+    let o = livesnap(&[
+        "replay",
+        input.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--interval",
+        "2",
+        "--callbacks",
+        dir.join("cb.jsonl").to_str().unwrap(),
+    ]);
+    let stderr = text(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    assert!(stderr.contains("warning: truncated FLV"), "{stderr}");
+    assert!(stderr.contains("(input truncated)"), "{stderr}");
+    let lines = std::fs::read_to_string(dir.join("cb.jsonl")).unwrap().lines().count();
+    assert!((10..15).contains(&lines), "{lines} captures before the cut");
+    assert_eq!(files_under(&out).len(), lines);
+    std::fs::remove_dir_all(dir).unwrap();
+}
