@@ -2,12 +2,10 @@
 //! record from the FLV sequence header, the picture size limits, and the I-frame test.
 
 use crate::error::Failure;
-use h264_reader::Context;
 use h264_reader::avcc::AvcDecoderConfigurationRecord;
-use h264_reader::nal::pps::PicParameterSet;
-use h264_reader::nal::slice::{SliceFamily, SliceHeader};
-use h264_reader::nal::sps::{FrameMbsFlags, SeqParameterSet};
+use h264_reader::nal::sps::{FrameMbsFlags, SeqParameterSet, SpsError};
 use h264_reader::nal::{Nal, RefNal, UnitType};
+use h264_reader::rbsp::BitRead;
 
 /// Largest picture side we decode, in pixels (DESIGN.md "Architecture").
 pub const MAX_SIDE_PX: u32 = 8192;
@@ -24,54 +22,48 @@ pub enum FrameKind {
 }
 
 /// The decoder configuration in force for a stream.
+#[derive(Debug)]
 pub struct AvcConfig {
     /// The AVCDecoderConfigurationRecord bytes, handed to render with each shot.
     record: Vec<u8>,
-    /// Parameter sets for slice-header parsing (config record plus in-band updates).
-    ctx: Context,
     /// Bytes of each NAL length prefix in access units (1, 2 or 4).
     length_size: usize,
-    /// Cropped picture size of the first SPS, in pixels.
-    size_px: (u32, u32),
     /// Set when a parameter set breaks a limit or is unsupported: due I-frames are refused.
     refusal: Option<Failure>,
 }
 
-impl std::fmt::Debug for AvcConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AvcConfig")
-            .field("length_size", &self.length_size)
-            .field("size_px", &self.size_px)
-            .field("refusal", &self.refusal)
-            .finish_non_exhaustive()
-    }
-}
-
 impl AvcConfig {
-    /// Parse an AVCDecoderConfigurationRecord (ISO/IEC 14496-15 §5.2.4.1). A record whose SPS is
-    /// too large parses fine but carries a refusal; a record that does not parse is an error.
+    /// Parse an AVCDecoderConfigurationRecord (ISO/IEC 14496-15 §5.2.4.1) and its SPS. A record
+    /// whose SPS is too large or unsupported parses but carries a refusal; a record that does not
+    /// parse is an error.
     pub fn parse(record: &[u8]) -> Result<AvcConfig, Failure> {
         let avcc = AvcDecoderConfigurationRecord::try_from(record)
-            .map_err(|e| Failure::decode(format!("avc decoder configuration record: {e:?}")))?;
-        let ctx = avcc
-            .create_context()
             .map_err(|e| Failure::decode(format!("avc decoder configuration record: {e:?}")))?;
         let length_size = usize::from(avcc.length_size_minus_one()) + 1;
         if length_size == 3 {
             return Err(Failure::decode("nal length size 3 is not allowed"));
         }
-        let Some(sps) = ctx.sps().next() else {
+        let mut refusal = None;
+        let mut sps_count = 0;
+        for sps in avcc.sequence_parameter_sets() {
+            let sps = sps
+                .map_err(|e| Failure::decode(format!("avc decoder configuration record: {e:?}")))?;
+            sps_count += 1;
+            if let Err(failure) = parse_sps(sps).and_then(|sps| check_sps(&sps)) {
+                if failure.code == crate::error::ErrorCode::DecodeFailed {
+                    return Err(failure);
+                }
+                refusal.get_or_insert(failure);
+            }
+        }
+        if sps_count == 0 {
             return Err(Failure::decode(
                 "avc decoder configuration record has no sps",
             ));
-        };
-        let size_px = coded_size(sps)?;
-        let refusal = ctx.sps().find_map(|sps| check_sps(sps).err());
+        }
         Ok(AvcConfig {
             record: record.to_vec(),
-            ctx,
             length_size,
-            size_px,
             refusal,
         })
     }
@@ -81,18 +73,14 @@ impl AvcConfig {
         &self.record
     }
 
-    /// Cropped picture size in pixels, from the first SPS.
-    pub fn size_px(&self) -> (u32, u32) {
-        self.size_px
-    }
-
     /// Why due I-frames of this configuration cannot be rendered, if they cannot.
     pub fn refusal(&self) -> Option<&Failure> {
         self.refusal.as_ref()
     }
 
-    /// Decide whether `access_unit` (AVCC framed) is an I-frame, reading slice headers
-    /// (ISO/IEC 14496-10 §7.3.3). In-band SPS/PPS NAL units update the parameter sets first.
+    /// Decide whether `access_unit` (AVCC framed) is an I-frame from the `slice_type` of each
+    /// slice header (ISO/IEC 14496-10 §7.3.3: `first_mb_in_slice`, then `slice_type`; neither
+    /// depends on a parameter set). An in-band SPS is checked against the limits first.
     pub fn classify(&mut self, access_unit: &[u8]) -> Result<FrameKind, Failure> {
         let mut saw_slice = false;
         for nal in NalIter::new(access_unit, self.length_size) {
@@ -101,34 +89,36 @@ impl AvcConfig {
                 return Err(Failure::decode("zero-length nal unit in access unit"));
             };
             let nal_ref = RefNal::new(nal, &[], true);
-            let header = nal_ref
+            let unit_type = nal_ref
                 .header()
-                .map_err(|e| Failure::decode(format!("nal header 0x{header:02x}: {e:?}")))?;
-            match header.nal_unit_type() {
+                .map_err(|e| Failure::decode(format!("nal header 0x{header:02x}: {e:?}")))?
+                .nal_unit_type();
+            match unit_type {
                 UnitType::SeqParameterSet => {
-                    let sps = SeqParameterSet::from_bits(nal_ref.rbsp_bits())
-                        .map_err(|e| Failure::decode(format!("in-band sps: {e:?}")))?;
-                    if let Err(refusal) = check_sps(&sps) {
-                        self.refusal = Some(refusal);
+                    if let Err(failure) = parse_sps(nal).and_then(|sps| check_sps(&sps)) {
+                        if failure.code == crate::error::ErrorCode::DecodeFailed {
+                            return Err(failure);
+                        }
+                        self.refusal = Some(failure);
                     }
-                    self.ctx.put_seq_param_set(sps);
-                }
-                UnitType::PicParameterSet => {
-                    let pps = PicParameterSet::from_bits(&self.ctx, nal_ref.rbsp_bits())
-                        .map_err(|e| Failure::decode(format!("in-band pps: {e:?}")))?;
-                    self.ctx.put_pic_param_set(pps);
                 }
                 UnitType::SliceLayerWithoutPartitioningIdr
                 | UnitType::SliceLayerWithoutPartitioningNonIdr
                 | UnitType::SliceDataPartitionALayer => {
-                    let (slice, _, _) =
-                        SliceHeader::from_bits(&self.ctx, &mut nal_ref.rbsp_bits(), header, None)
-                            .map_err(|e| Failure::decode(format!("slice header: {e:?}")))?;
-                    match slice.slice_type.family {
-                        SliceFamily::I | SliceFamily::SI => saw_slice = true,
+                    let mut bits = nal_ref.rbsp_bits();
+                    let slice_type = bits
+                        .read_ue("first_mb_in_slice")
+                        .and_then(|_| bits.read_ue("slice_type"))
+                        .map_err(|e| Failure::decode(format!("slice header: {e:?}")))?;
+                    // Table 7-6: 0/5 P, 1/6 B, 2/7 I, 3/8 SP, 4/9 SI.
+                    match slice_type {
+                        2 | 4 | 7 | 9 => saw_slice = true,
                         // One non-intra slice is enough to know: stop reading (hot path).
-                        SliceFamily::P | SliceFamily::B | SliceFamily::SP => {
-                            return Ok(FrameKind::NotIntra);
+                        0 | 1 | 3 | 5 | 6 | 8 => return Ok(FrameKind::NotIntra),
+                        other => {
+                            return Err(Failure::decode(format!(
+                                "slice_type {other} is out of range 0..=9"
+                            )));
                         }
                     }
                 }
@@ -141,6 +131,17 @@ impl AvcConfig {
             FrameKind::NotIntra
         })
     }
+}
+
+/// Parse an SPS NAL unit (with its header byte). A size field the parser finds absurd is a
+/// `LimitExceeded` (the picture is too large), anything else malformed is `DecodeFailed`.
+pub fn parse_sps(nal: &[u8]) -> Result<SeqParameterSet, Failure> {
+    SeqParameterSet::from_bits(RefNal::new(nal, &[], true).rbsp_bits()).map_err(|e| match e {
+        SpsError::FieldValueTooLarge { name, value } if name.starts_with("pic_") => Failure::limit(
+            format!("sps {name} {value} is too large: the picture exceeds {MAX_PIXELS} pixels"),
+        ),
+        other => Failure::decode(format!("sps: {other:?}")),
+    })
 }
 
 /// Cropped picture size of `sps` in pixels (§7.4.2.1.1, frame_crop_*_offset), with checked

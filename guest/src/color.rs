@@ -56,8 +56,9 @@ const Q: u32 = 16;
 const HALF: i32 = 1 << (Q - 1);
 
 /// A source → JFIF mapping in Q16:
-/// `Y' = ly·(Y − y0) + lb·(Cb − 128) + lr·(Cr − 128)`,
-/// `Cb' − 128 = bb·(Cb − 128) + br·(Cr − 128)`, `Cr' − 128 = rb·(Cb − 128) + rr·(Cr − 128)`.
+/// - `Y' = ly·(Y − y0) + lb·(Cb − 128) + lr·(Cr − 128)`
+/// - `Cb' − 128 = bb·(Cb − 128) + br·(Cr − 128)`
+/// - `Cr' − 128 = rb·(Cb − 128) + rr·(Cr − 128)`
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Coefficients {
     y0: i32,

@@ -98,7 +98,12 @@ fn push_row(buffer: &mut Vec<u8>, row: Option<&[u8]>, count: usize, repeat: usiz
     match (row, repeat) {
         (Some(row), 1) => buffer.extend_from_slice(row),
         (Some(row), _) => {
-            buffer.extend(row.iter().flat_map(|&s| std::iter::repeat_n(s, repeat)));
+            buffer.reserve(row.len() * repeat);
+            for &sample in row {
+                for _ in 0..repeat {
+                    buffer.push(sample);
+                }
+            }
         }
         (None, _) => {}
     }

@@ -310,7 +310,11 @@ mod tests {
     proptest! {
         #[test]
         fn scaled_planes_have_consistent_sizes_and_stay_in_range(
-            sw in 1u32..40, sh in 1u32..40, seed in any::<u8>(), fw in 0.0f64..1.0, fh in 0.0f64..1.0,
+            sw in 1u32..40,
+            sh in 1u32..40,
+            seed in any::<u8>(),
+            fw in 0.0f64..1.0,
+            fh in 0.0f64..1.0,
         ) {
             let dw = ((f64::from(sw) * fw) as u32).max(1);
             let dh = ((f64::from(sh) * fh) as u32).max(1);

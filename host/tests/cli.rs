@@ -4,7 +4,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fixtures")
+        .join(name)
 }
 
 fn temp_dir(tag: &str) -> PathBuf {
@@ -79,7 +81,11 @@ fn replay_stores_pictures_writes_callbacks_and_prints_a_summary() {
     assert_eq!(files, expected);
     let lines = std::fs::read_to_string(&cb).unwrap();
     assert_eq!(lines.lines().count(), 3);
-    assert!(lines.lines().all(|l| l.contains(r#""uniqname":"local""#) && l.contains(r#""bucket":"livesnap""#)));
+    assert!(
+        lines
+            .lines()
+            .all(|l| l.contains(r#""uniqname":"local""#) && l.contains(r#""bucket":"livesnap""#))
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }
 
@@ -106,7 +112,14 @@ fn callbacks_dash_goes_to_stdout_in_capture_order() {
     let stdout = text(&o.stdout);
     let taskids: Vec<&str> = stdout
         .lines()
-        .map(|l| l.split(r#""taskid":""#).nth(1).unwrap().split('"').next().unwrap())
+        .map(|l| {
+            l.split(r#""taskid":""#)
+                .nth(1)
+                .unwrap()
+                .split('"')
+                .next()
+                .unwrap()
+        })
         .collect();
     assert_eq!(taskids, ["tv/news/5000-1/1", "tv/news/5000-1/2"]);
     std::fs::remove_dir_all(dir).unwrap();
@@ -119,7 +132,14 @@ fn a_file_that_is_not_flv_exits_2_and_writes_nothing() {
     std::fs::write(&input, b"\x00\x00\x00\x18ftypmp42 this is an mp4").unwrap();
     let out = dir.join("shots");
     let cb = dir.join("cb.jsonl");
-    let o = livesnap(&["replay", input.to_str().unwrap(), "--out", out.to_str().unwrap(), "--callbacks", cb.to_str().unwrap()]);
+    let o = livesnap(&[
+        "replay",
+        input.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--callbacks",
+        cb.to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(2));
     let stderr = text(&o.stderr);
     assert!(stderr.contains("not an FLV file"), "{stderr}");
@@ -149,17 +169,31 @@ fn invalid_names_and_settings_exit_2_before_writing() {
         (vec!["--bucket", ".."], "bucket name"),
         (vec!["--shortside", "0"], "shortside"),
     ] {
-        let mut all = vec!["replay", input.to_str().unwrap(), "--out", out.to_str().unwrap()];
+        let mut all = vec![
+            "replay",
+            input.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ];
         all.extend(args.iter().copied());
         let o = livesnap(&all);
         assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o.stderr));
-        assert!(text(&o.stderr).contains(expect), "{args:?}: {}", text(&o.stderr));
+        assert!(
+            text(&o.stderr).contains(expect),
+            "{args:?}: {}",
+            text(&o.stderr)
+        );
         assert!(!out.exists(), "{args:?} wrote output");
     }
     // The stream name defaults to the file stem: a stem that is not a valid name says so.
     let odd = dir.join("my clip.flv");
     std::fs::copy(&input, &odd).unwrap();
-    let o = livesnap(&["replay", odd.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    let o = livesnap(&[
+        "replay",
+        odd.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o.stderr).contains("--stream"), "{}", text(&o.stderr));
     std::fs::remove_dir_all(dir).unwrap();
@@ -187,7 +221,10 @@ fn a_truncated_file_processes_every_complete_tag_then_warns() {
     assert!(o.status.success(), "{stderr}");
     assert!(stderr.contains("warning: truncated FLV"), "{stderr}");
     assert!(stderr.contains("(input truncated)"), "{stderr}");
-    let lines = std::fs::read_to_string(dir.join("cb.jsonl")).unwrap().lines().count();
+    let lines = std::fs::read_to_string(dir.join("cb.jsonl"))
+        .unwrap()
+        .lines()
+        .count();
     assert!((10..15).contains(&lines), "{lines} captures before the cut");
     assert_eq!(files_under(&out).len(), lines);
     std::fs::remove_dir_all(dir).unwrap();

@@ -1,1 +1,261 @@
-fn main() {}
+//! `cargo bench -p livesnap-tests`: prints livesnap's speed and memory figures on the bundled
+//! fixtures, each beside a reference measured in the same run. No assertions: the numbers are for
+//! reading (README "Benchmark" lists the targets).
+//!
+//! - keyframe render (decode + scale + JPEG) through the component vs the same code natively;
+//! - µs per tag through `capture`;
+//! - peak linear memory of a capture instance and of a render instance;
+//! - replay wall time of the 1080p fixture vs `ffmpeg -threads 1 -skip_frame nokey` writing JPEGs.
+
+use livesnap::runtime::{Action, KeyMode, Outcome, SessionInfo, Settings, Shot};
+use livesnap_tests::{
+    START_MS, fixture, fixture_names, options, read_tags, replay_into_temp, runtime,
+};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn settings(interval_s: u32) -> Settings {
+    Settings {
+        interval_s,
+        mode: KeyMode::Sequence,
+        shortside_px: None,
+        quality: None,
+        bucket: "shots".into(),
+        uniqname: "bench".into(),
+        alterurl: None,
+    }
+}
+
+fn info(name: &str) -> SessionInfo {
+    SessionInfo {
+        app: "live".into(),
+        stream: name.into(),
+        push_start_ms: START_MS,
+        session_id: 1,
+    }
+}
+
+/// Every I-frame of a fixture as a shot.
+fn keyframes(name: &str) -> Vec<Shot> {
+    let mut capture = runtime()
+        .capture(&info(name), &settings(1))
+        .unwrap()
+        .unwrap();
+    let mut shots = Vec::new();
+    for tag in read_tags(&fixture(name)) {
+        if let Ok(Action::Capture(shot)) = capture
+            .push_tag(tag.tag_type, tag.timestamp_ms, &tag.body)
+            .unwrap()
+        {
+            capture
+                .complete(shot.seq, &Outcome::Stored((0, 0)))
+                .unwrap()
+                .unwrap();
+            shots.push(shot);
+        }
+    }
+    shots
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// Best-of-`rounds` mean time per item of `f` over `items`.
+fn per_item<T>(items: &[T], rounds: usize, mut f: impl FnMut(&T)) -> Duration {
+    (0..rounds)
+        .map(|_| {
+            let t = Instant::now();
+            for item in items {
+                f(item);
+            }
+            t.elapsed() / items.len() as u32
+        })
+        .min()
+        .unwrap_or_default()
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing we need.
+    let rt = runtime();
+    println!("livesnap benchmark (2 cores here; figures are best of 3 rounds)\n");
+
+    println!("keyframe render: decode + crop + colour + JPEG q80, full size");
+    for name in ["high_720p", "high_1080p"] {
+        let shots = keyframes(name);
+        let mut renderer = rt.renderer().unwrap();
+        let wasm_render = per_item(&shots, 3, |s| {
+            renderer.render(rt, s).unwrap().unwrap();
+        });
+        let wasm_decode = per_item(&shots, 3, |s| {
+            renderer
+                .decode(rt, &s.config, &s.access_unit)
+                .unwrap()
+                .unwrap();
+        });
+        let native_render = per_item(&shots, 3, |s| {
+            livesnap_guest::render::render(&s.config, &s.access_unit, None, 80).unwrap();
+        });
+        let native_decode = per_item(&shots, 3, |s| {
+            livesnap_guest::render::decode(&s.config, &s.access_unit).unwrap();
+        });
+        println!(
+            "  {name:<11} {} keyframes: component render {:6.1} ms (decode {:5.1} ms) | native render {:6.1} ms (decode {:5.1} ms) | wasm/native {:.2}x",
+            shots.len(),
+            ms(wasm_render),
+            ms(wasm_decode),
+            ms(native_render),
+            ms(native_decode),
+            wasm_render.as_secs_f64() / native_render.as_secs_f64()
+        );
+        println!(
+            "  {name:<11} render instance peak linear memory: {:.1} MiB",
+            renderer.peak_memory_bytes() as f64 / 1048576.0
+        );
+    }
+
+    println!("\ncapture: every tag of every fixture through a capture instance (interval 20 s)");
+    let mut total_tags = 0usize;
+    let mut total = Duration::ZERO;
+    let mut peak_capture = 0usize;
+    for name in fixture_names() {
+        let tags = read_tags(&fixture(name.as_str()));
+        let mut best = Duration::MAX;
+        for _ in 0..3 {
+            let mut capture = rt.capture(&info(&name), &settings(20)).unwrap().unwrap();
+            let t = Instant::now();
+            for tag in &tags {
+                if let Ok(Action::Capture(shot)) = capture
+                    .push_tag(tag.tag_type, tag.timestamp_ms, &tag.body)
+                    .unwrap()
+                {
+                    capture
+                        .complete(shot.seq, &Outcome::Stored((0, 0)))
+                        .unwrap()
+                        .unwrap();
+                }
+            }
+            best = best.min(t.elapsed());
+            peak_capture = peak_capture.max(capture.peak_memory_bytes());
+        }
+        total_tags += tags.len();
+        total += best;
+    }
+    let native = {
+        let mut best = Duration::MAX;
+        let all: Vec<_> = fixture_names()
+            .iter()
+            .map(|n| (n.clone(), read_tags(&fixture(n))))
+            .collect();
+        for _ in 0..3 {
+            let t = Instant::now();
+            for (name, tags) in &all {
+                let mut s = livesnap_guest::capture::Session::new(
+                    livesnap_guest::capture::SessionInfo {
+                        app: "live".into(),
+                        stream: name.clone(),
+                        push_start_ms: START_MS,
+                        session_id: 1,
+                    },
+                    livesnap_guest::capture::Settings {
+                        interval_s: 20,
+                        mode: livesnap_guest::naming::KeyMode::Sequence,
+                        shortside_px: None,
+                        quality: None,
+                        bucket: "shots".into(),
+                        uniqname: "bench".into(),
+                        alterurl: None,
+                    },
+                )
+                .unwrap();
+                for tag in tags {
+                    if let Ok(livesnap_guest::capture::Action::Capture(shot)) =
+                        s.push_tag(tag.tag_type, tag.timestamp_ms, &tag.body)
+                    {
+                        s.complete(shot.seq, livesnap_guest::capture::Outcome::Stored(0, 0))
+                            .unwrap();
+                    }
+                }
+            }
+            best = best.min(t.elapsed());
+        }
+        best
+    };
+    println!(
+        "  {total_tags} tags: {:.2} µs per tag through the component | native {:.2} µs per tag",
+        total.as_secs_f64() * 1e6 / total_tags as f64,
+        native.as_secs_f64() * 1e6 / total_tags as f64
+    );
+    println!(
+        "  capture instance peak linear memory after a whole fixture: {:.2} MiB",
+        peak_capture as f64 / 1048576.0
+    );
+
+    println!("\nreplay of high_1080p.flv, every keyframe (interval 1 s), JPEGs written to disk");
+    let mut opts = options("high_1080p");
+    opts.interval_s = 1;
+    let replay_time = (0..3)
+        .map(|_| {
+            let r = replay_into_temp(opts.clone()).unwrap();
+            assert_eq!(r.summary.failed, 0);
+            (r.summary.elapsed, r.summary.stored)
+        })
+        .min()
+        .unwrap();
+    println!(
+        "  livesnap replay: {:.0} ms for {} JPEGs ({:.1} ms each)",
+        ms(replay_time.0),
+        replay_time.1,
+        ms(replay_time.0) / replay_time.1 as f64
+    );
+    match ffmpeg_keyframes(&fixture("high_1080p")) {
+        Some(ff) => println!(
+            "  ffmpeg -threads 1 -skip_frame nokey -> mjpeg: {:.0} ms | livesnap/ffmpeg {:.2}x (target <= 3x)",
+            ms(ff),
+            replay_time.0.as_secs_f64() / ff.as_secs_f64()
+        ),
+        None => println!(
+            "  ffmpeg not found: install it (apt-get install ffmpeg) for the reference figure"
+        ),
+    }
+}
+
+/// Best of 3 wall times of ffmpeg decoding only keyframes, single-threaded, writing a JPEG each.
+fn ffmpeg_keyframes(input: &std::path::Path) -> Option<Duration> {
+    let dir = std::env::temp_dir().join(format!("livesnap-bench-ffmpeg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).ok()?;
+    let mut best = Duration::MAX;
+    for _ in 0..3 {
+        let t = Instant::now();
+        let status = Command::new("ffmpeg")
+            .args([
+                "-loglevel",
+                "error",
+                "-y",
+                "-threads",
+                "1",
+                "-skip_frame",
+                "nokey",
+                "-i",
+            ])
+            .arg(input)
+            .args([
+                "-an",
+                "-fps_mode",
+                "passthrough",
+                "-threads",
+                "1",
+                "-q:v",
+                "3",
+            ])
+            .arg(dir.join("%03d.jpg"))
+            .status()
+            .ok()?;
+        if !status.success() {
+            return None;
+        }
+        best = best.min(t.elapsed());
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Some(best)
+}

@@ -2,6 +2,7 @@
 //! golden snapshots, ffmpeg's reference decode and an independent model of the capture rule.
 
 mod hostile;
+mod limits;
 mod model;
 mod reference;
 mod rules;
