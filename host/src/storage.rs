@@ -3,7 +3,7 @@
 //! picture in place).
 
 use anyhow::{Context, bail};
-use std::path::{Component, Path, PathBuf};
+use std::path::PathBuf;
 
 /// Objects as files under a root directory.
 #[derive(Debug, Clone)]
@@ -22,17 +22,16 @@ impl FsStorage {
     pub fn path_of(&self, bucket: &str, key: &str) -> anyhow::Result<PathBuf> {
         let mut path = self.root.clone();
         for (what, value) in [("bucket", bucket), ("key", key)] {
-            let rel = Path::new(value);
-            let safe = !value.is_empty()
-                && !value.contains('\0')
+            // Check the text, not `Path::components`, which silently drops `.` segments.
+            let safe = !value.contains('\0')
                 && !value.contains('\\')
-                && rel.components().all(|c| matches!(c, Component::Normal(_)));
+                && value.split('/').all(|seg| !seg.is_empty() && seg != "." && seg != "..");
             if !safe {
                 bail!(
                     "refusing {what} {value:?}: it must be a relative path without '.' or '..' parts"
                 );
             }
-            path.push(rel);
+            path.push(value);
         }
         Ok(path)
     }

@@ -1,5 +1,10 @@
 //! The `livesnap` binary end to end: exit codes, files written, the summary line.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

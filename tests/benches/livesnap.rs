@@ -7,6 +7,11 @@
 //! - peak linear memory of a capture instance and of a render instance;
 //! - replay wall time of the 1080p fixture vs `ffmpeg -threads 1 -skip_frame nokey` writing JPEGs.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
 use livesnap::runtime::{Action, KeyMode, Outcome, SessionInfo, Settings, Shot};
 use livesnap_tests::{
     START_MS, fixture, fixture_names, options, read_tags, replay_into_temp, runtime,

@@ -1,6 +1,11 @@
 //! End-to-end tests: every fixture through the real component in wasmtime, checked against
 //! golden snapshots, ffmpeg's reference decode and an independent model of the capture rule.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
 mod hostile;
 mod limits;
 mod model;
