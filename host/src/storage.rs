@@ -25,7 +25,9 @@ impl FsStorage {
             // Check the text, not `Path::components`, which silently drops `.` segments.
             let safe = !value.contains('\0')
                 && !value.contains('\\')
-                && value.split('/').all(|seg| !seg.is_empty() && seg != "." && seg != "..");
+                && value
+                    .split('/')
+                    .all(|seg| !seg.is_empty() && seg != "." && seg != "..");
             if !safe {
                 bail!(
                     "refusing {what} {value:?}: it must be a relative path without '.' or '..' parts"
