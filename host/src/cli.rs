@@ -20,15 +20,26 @@ pub struct Cli {
 enum Command {
     /// Replay a recorded FLV file as one push: store its screenshots and write its callbacks.
     Replay(ReplayArgs),
+    /// Run the live service: RTMP ingest, HTTP-FLV pulls, tenants, storage, callbacks, HTTP.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// The service configuration (TOML; see README "Service configuration").
+    #[arg(long, value_name = "FILE")]
+    config: PathBuf,
 }
 
 #[derive(Debug, Args)]
 struct ReplayArgs {
     /// The FLV file to replay.
-    file: PathBuf,
-    /// Directory for objects: each is stored at DIR/{bucket}/{key}.
+    #[arg(required_unless_present = "resume_only")]
+    file: Option<PathBuf>,
+    /// Directory for objects: each is stored at DIR/{bucket}/{key} (filesystem storage; required
+    /// unless the storage is S3 or the config file's [storage] names a root).
     #[arg(long, value_name = "DIR")]
-    out: PathBuf,
+    out: Option<PathBuf>,
     /// App name ([A-Za-z0-9_.-]{1,128}).
     #[arg(long, default_value = "live")]
     app: String,
@@ -53,20 +64,59 @@ struct ReplayArgs {
     /// Session id (default: random). Fix it for reproducible keys.
     #[arg(long, value_name = "N")]
     session_id: Option<u32>,
-    /// Bucket name.
-    #[arg(long, default_value = "livesnap")]
-    bucket: String,
+    /// Bucket name (default: the config file's [storage] bucket, else livesnap).
+    #[arg(long)]
+    bucket: Option<String>,
     /// Tenant name, echoed in callbacks.
     #[arg(long, default_value = "local")]
     uniqname: String,
     /// Write each callback body as a JSON line to FILE, or `-` for stdout.
     #[arg(long, value_name = "FILE|-")]
     callbacks: Option<PathBuf>,
+    /// Read the [storage] and [callbacks] tables of this TOML file (other tables are ignored, so
+    /// a `livesnap serve` config works). Flags override it.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Object storage: fs (files under --out) or s3. Default: the config file's, else fs; any
+    /// --s3-* flag selects s3.
+    #[arg(long, value_enum, value_name = "KIND")]
+    storage: Option<StorageKindArg>,
+    /// S3 endpoint URL, e.g. http://127.0.0.1:9000 (default: AWS, or $AWS_ENDPOINT_URL).
+    /// Path-style requests; plain http is allowed when the URL says http://.
+    #[arg(long, value_name = "URL")]
+    s3_endpoint: Option<String>,
+    /// S3 region (default: $AWS_REGION or $AWS_DEFAULT_REGION, else us-east-1).
+    #[arg(long, value_name = "REGION")]
+    s3_region: Option<String>,
+    /// S3 access key id (default: $AWS_ACCESS_KEY_ID).
+    #[arg(long, value_name = "ID")]
+    s3_access_key_id: Option<String>,
+    /// S3 secret access key (default: $AWS_SECRET_ACCESS_KEY, which keeps it out of `ps`).
+    #[arg(long, value_name = "KEY")]
+    s3_secret_access_key: Option<String>,
+    /// POST each callback to URL as well: signed, retried, spooled on disk until delivered.
+    #[arg(long, value_name = "URL")]
+    callback_url: Option<String>,
+    /// HMAC-SHA256 secret to sign callbacks with (default: $LIVESNAP_CALLBACK_SECRET).
+    #[arg(long, value_name = "S", requires = "callback_url")]
+    callback_secret: Option<String>,
+    /// Once the file is replayed, wait up to SECS for every callback to be delivered or final;
+    /// what is still pending stays spooled and the exit code is 1.
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    callback_timeout: u64,
+    /// Callback spool directory (default: the config file's [callbacks] spool_dir, else
+    /// $XDG_STATE_HOME/livesnap/spool or ~/.local/state/livesnap/spool).
+    #[arg(long, value_name = "DIR")]
+    spool: Option<PathBuf>,
+    /// Replay nothing: deliver what earlier runs left in the spool, then exit.
+    #[arg(long, conflicts_with_all = ["file", "callback_url", "callbacks"])]
+    resume_only: bool,
 }
 
 /// Run the command line; returns the process exit code (0 ok, 1 runtime failure, 2 bad input).
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
+        Command::Serve(args) => serve_command(&args),
         Command::Replay(args) => match replay_command(args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -82,9 +132,44 @@ pub fn run(cli: Cli) -> ExitCode {
 }
 
 fn replay_command(args: ReplayArgs) -> anyhow::Result<()> {
+    let file = match &args.config {
+        Some(path) => replay::ReplayConfigFile::load(path)?,
+        None => replay::ReplayConfigFile::default(),
+    };
+    let wait = std::time::Duration::from_secs(args.callback_timeout);
+    let mut delivery = file.callbacks.clone().unwrap_or_default();
+    if let Some(dir) = &args.spool {
+        delivery.spool_dir = dir.clone();
+    }
+    if args.resume_only {
+        let report = replay::resume(&delivery, wait)?;
+        eprintln!("livesnap: {}", report.line());
+        return match report.problem() {
+            Some(problem) => Err(anyhow::anyhow!(problem)),
+            None => Ok(()),
+        };
+    }
+    let storage = replay_storage(&args, file.storage)?;
+    let out = match storage.kind {
+        crate::storage::StorageKind::Fs => storage.root.clone().unwrap_or_default(),
+        crate::storage::StorageKind::S3 => PathBuf::new(),
+    };
+    let secret = args.callback_secret.clone().or_else(|| {
+        std::env::var("LIVESNAP_CALLBACK_SECRET")
+            .ok()
+            .filter(|s| !s.is_empty())
+    });
+    let outputs = replay::Outputs {
+        http: args.callback_url.clone().map(|url| replay::HttpDelivery {
+            target: crate::callback::Target { url, secret },
+            delivery,
+            wait,
+        }),
+        storage: Some(storage.clone()),
+    };
     let opts = ReplayOptions {
-        input: args.file,
-        out: args.out,
+        input: args.file.unwrap_or_default(),
+        out,
         app: args.app,
         stream: args.stream,
         interval_s: args.interval,
@@ -93,7 +178,10 @@ fn replay_command(args: ReplayArgs) -> anyhow::Result<()> {
         quality: args.quality,
         start_ms: args.start_ms,
         session_id: args.session_id,
-        bucket: args.bucket,
+        bucket: args
+            .bucket
+            .or(storage.bucket)
+            .unwrap_or_else(|| "livesnap".to_owned()),
         uniqname: args.uniqname,
         callbacks: args.callbacks,
     };
@@ -109,11 +197,139 @@ fn replay_command(args: ReplayArgs) -> anyhow::Result<()> {
         ProgressBar::hidden()
     };
     let runtime = Runtime::new(Limits::default())?;
-    let summary = replay::replay(&runtime, &opts, &mut |pos| bar.set_position(pos))?;
+    let summary = replay::replay_with(&runtime, &opts, &outputs, &mut |pos| bar.set_position(pos))?;
     bar.finish_and_clear();
     eprintln!("livesnap: {}", summary.line());
     if let Some(why) = &summary.truncated {
         eprintln!("livesnap: warning: {why}");
     }
+    if let Some(problem) = summary.delivery.as_ref().and_then(|d| d.problem()) {
+        return Err(anyhow::anyhow!(problem));
+    }
     Ok(())
+}
+
+/// `--storage` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum StorageKindArg {
+    /// Files under --out.
+    Fs,
+    /// An S3-compatible object store.
+    S3,
+}
+
+/// The replay's storage: the config file's `[storage]`, overridden by flags. Mixing fs and S3
+/// settings is an input error (exit 2), so a typo never silently writes to the wrong place.
+fn replay_storage(
+    args: &ReplayArgs,
+    from_file: Option<crate::storage::StorageConfig>,
+) -> anyhow::Result<crate::storage::StorageConfig> {
+    use crate::storage::{StorageConfig, StorageKind};
+    let s3_flag = [
+        ("--s3-endpoint", args.s3_endpoint.is_some()),
+        ("--s3-region", args.s3_region.is_some()),
+        ("--s3-access-key-id", args.s3_access_key_id.is_some()),
+        (
+            "--s3-secret-access-key",
+            args.s3_secret_access_key.is_some(),
+        ),
+    ]
+    .into_iter()
+    .find_map(|(flag, set)| set.then_some(flag));
+    let kind = match (args.storage, s3_flag) {
+        (Some(StorageKindArg::Fs), Some(flag)) => {
+            return Err(InputError(format!("{flag} needs S3 storage, but --storage is fs")).into());
+        }
+        (Some(StorageKindArg::Fs), None) => StorageKind::Fs,
+        (Some(StorageKindArg::S3), _) | (None, Some(_)) => StorageKind::S3,
+        (None, None) => from_file.as_ref().map_or(StorageKind::Fs, |f| f.kind),
+    };
+    let mut cfg = match from_file {
+        Some(f) if f.kind == kind => f,
+        // The file describes the other backend: keep only what applies to both.
+        Some(f) => StorageConfig {
+            kind,
+            bucket: f.bucket,
+            ..StorageConfig::default()
+        },
+        None => StorageConfig {
+            kind,
+            ..StorageConfig::default()
+        },
+    };
+    match kind {
+        StorageKind::Fs => {
+            if let Some(out) = &args.out {
+                cfg.root = Some(out.clone());
+            }
+            if cfg.root.is_none() {
+                return Err(InputError(
+                    "--out DIR is required (or S3 storage: --storage s3, an --s3-* flag, or \
+                     kind = \"s3\" in the --config file's [storage])"
+                        .into(),
+                )
+                .into());
+            }
+        }
+        StorageKind::S3 => {
+            if args.out.is_some() {
+                return Err(InputError(
+                    "--out is for filesystem storage: with S3 storage objects go to the bucket \
+                     (--bucket)"
+                        .into(),
+                )
+                .into());
+            }
+            let flags = [
+                (&args.s3_endpoint, &mut cfg.endpoint),
+                (&args.s3_region, &mut cfg.region),
+                (&args.s3_access_key_id, &mut cfg.access_key_id),
+                (&args.s3_secret_access_key, &mut cfg.secret_access_key),
+            ];
+            for (flag, key) in flags {
+                if let Some(value) = flag {
+                    *key = Some(value.clone());
+                }
+            }
+        }
+    }
+    cfg.validate()
+        .map_err(|e| InputError(format!("invalid storage settings: {e:#}")))?;
+    Ok(cfg)
+}
+
+fn serve_command(args: &ServeArgs) -> ExitCode {
+    let config = match crate::config::Config::load(&args.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("livesnap: error: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("livesnap: error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        let server = crate::serve::Server::bind(config).await?;
+        eprintln!(
+            "livesnap: serving RTMP on {} and HTTP on {}",
+            server.rtmp_addr(),
+            server.http_addr()
+        );
+        server.run(crate::serve::shutdown_signal()).await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("livesnap: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -5,12 +5,17 @@
 //!
 //! It never parses H.264 or decides what to capture: that is the guest's job, on untrusted bytes,
 //! inside the sandbox. Modules: [`runtime`] (wasmtime), [`ingest`] (FLV framing), [`storage`],
-//! [`sink`] (callback lines), [`replay`] (the replay job), [`cli`].
+//! [`sink`] (callback lines), [`callback`] (signed, spooled, at-least-once HTTP delivery),
+//! [`replay`] (the replay job), [`cli`].
 #![deny(unsafe_code)]
 
+pub mod callback;
 pub mod cli;
+pub mod config;
+pub mod http;
 pub mod ingest;
 pub mod replay;
 pub mod runtime;
+pub mod serve;
 pub mod sink;
 pub mod storage;

@@ -1,16 +1,23 @@
 //! `livesnap replay`: one recorded FLV file as one session, as fast as it can be read.
+//!
+//! The capture loop is synchronous wasmtime; storage and callback delivery are async, so a replay
+//! runs them on a small tokio runtime of its own ([`replay_with`]). With HTTP callbacks, every
+//! callback is spooled durably before its line is written to `--callbacks`, and the replay waits
+//! at the end (up to [`HttpDelivery::wait`]) for the spool to empty.
 
+use crate::callback::{Callbacks, DeliveryConfig, Target};
 use crate::ingest::flv::{DEFAULT_MAX_TAG_BYTES, FlvError, FlvReader};
 use crate::runtime::{
     Action, CaptureInstance, ErrorCode, Failure, KeyMode, Outcome, RenderInstance, Runtime,
     SessionInfo, Settings,
 };
 use crate::sink::CallbackLines;
-use crate::storage::FsStorage;
+use crate::storage::{FsStorage, Storage, StorageConfig};
 use anyhow::Context;
+use serde::Deserialize;
 use std::fs::File;
 use std::io::BufReader;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// An error in what the user gave us (arguments, input file): exit code 2, nothing written.
@@ -49,6 +56,127 @@ pub struct ReplayOptions {
     pub callbacks: Option<PathBuf>,
 }
 
+/// Where a replay sends pictures and callbacks, beyond [`ReplayOptions::out`] and
+/// [`ReplayOptions::callbacks`].
+#[derive(Debug, Clone, Default)]
+pub struct Outputs {
+    /// Object storage; `None`: files under [`ReplayOptions::out`].
+    pub storage: Option<StorageConfig>,
+    /// POST every callback through the durable queue.
+    pub http: Option<HttpDelivery>,
+}
+
+/// HTTP callback delivery for a replay.
+#[derive(Debug, Clone)]
+pub struct HttpDelivery {
+    /// Receiver URL and signing secret.
+    pub target: Target,
+    /// Spool and retry settings.
+    pub delivery: DeliveryConfig,
+    /// How long to wait, once the file is replayed, for every callback to be delivered or final.
+    pub wait: Duration,
+}
+
+/// What became of the callbacks in a spool by the end of a run (counts include entries resumed
+/// from earlier runs).
+#[derive(Debug, Clone, Default)]
+pub struct DeliveryReport {
+    /// Entries found in the spool at start.
+    pub resumed: u64,
+    /// Delivered (2xx).
+    pub delivered: u64,
+    /// Still spooled when the wait ended: retried by the next run with the same spool.
+    pub pending: u64,
+    /// Expired (older than `max_age_s`): in the dead-letter file.
+    pub dead_lettered: u64,
+    /// Refused by the receiver (3xx, 4xx other than 408/429) or unsendable: in the dead-letter
+    /// file.
+    pub rejected: u64,
+    /// The spool database.
+    pub spool: PathBuf,
+    /// The dead-letter file.
+    pub dead_letter_file: PathBuf,
+}
+
+impl DeliveryReport {
+    fn of(callbacks: &Callbacks, resumed: u64) -> Self {
+        DeliveryReport {
+            resumed,
+            delivered: callbacks.delivered(),
+            pending: callbacks.queue_depth(),
+            dead_lettered: callbacks.dead_lettered(),
+            rejected: callbacks.rejected(),
+            spool: callbacks.spool_path().to_path_buf(),
+            dead_letter_file: callbacks.dead_letter_path().to_path_buf(),
+        }
+    }
+
+    /// `callbacks: N delivered, N pending, N undeliverable`.
+    pub fn line(&self) -> String {
+        format!(
+            "callbacks: {} delivered, {} pending, {} undeliverable{}",
+            self.delivered,
+            self.pending,
+            self.dead_lettered + self.rejected,
+            if self.resumed > 0 {
+                format!(" ({} resumed from the spool)", self.resumed)
+            } else {
+                String::new()
+            }
+        )
+    }
+
+    /// Why the run should not count as a success, if it should not: callbacks still pending, or
+    /// some that will never be delivered.
+    pub fn problem(&self) -> Option<String> {
+        let mut problems = Vec::new();
+        if self.pending > 0 {
+            problems.push(format!(
+                "{} callback(s) still pending: they stay in the spool {} and are delivered by the \
+                 next `livesnap replay` using the same spool (e.g. `livesnap replay --resume-only \
+                 --spool {}`)",
+                self.pending,
+                self.spool.display(),
+                self.spool.parent().unwrap_or(Path::new(".")).display(),
+            ));
+        }
+        let undeliverable = self.dead_lettered + self.rejected;
+        if undeliverable > 0 {
+            problems.push(format!(
+                "{undeliverable} callback(s) could not be delivered ({} refused by the receiver, {} \
+                 expired): see {}",
+                self.rejected,
+                self.dead_lettered,
+                self.dead_letter_file.display(),
+            ));
+        }
+        (!problems.is_empty()).then(|| problems.join("; "))
+    }
+}
+
+/// The replay configuration file (`--config`): the `[storage]` and `[callbacks]` tables, the same
+/// as in `livesnap serve`'s file, which therefore works here too (its other tables are ignored).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ReplayConfigFile {
+    /// Object storage.
+    #[serde(default)]
+    pub storage: Option<StorageConfig>,
+    /// Callback spool and retries.
+    #[serde(default)]
+    pub callbacks: Option<DeliveryConfig>,
+}
+
+impl ReplayConfigFile {
+    /// Read and parse `path`; a missing or malformed file is an [`InputError`].
+    pub fn load(path: &Path) -> anyhow::Result<ReplayConfigFile> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| InputError(format!("cannot read config {}: {e}", path.display())))?;
+        let cfg: ReplayConfigFile = toml::from_str(&text)
+            .map_err(|e| InputError(format!("invalid config {}: {e}", path.display())))?;
+        Ok(cfg)
+    }
+}
+
 /// What a replay did.
 #[derive(Debug, Clone, Default)]
 pub struct Summary {
@@ -72,13 +200,15 @@ pub struct Summary {
     pub push_start_ms: u64,
     /// The session id.
     pub session_id: u32,
+    /// HTTP callback delivery, when it was asked for.
+    pub delivery: Option<DeliveryReport>,
 }
 
 impl Summary {
     /// The one-line summary printed at the end.
     pub fn line(&self) -> String {
         format!(
-            "replayed {} tags in {:.2} s: {} captures stored, {} failed{}{}",
+            "replayed {} tags in {:.2} s: {} captures stored, {} failed{}{}{}",
             self.tags,
             self.elapsed.as_secs_f64(),
             self.stored,
@@ -93,6 +223,10 @@ impl Summary {
             } else {
                 ""
             },
+            match &self.delivery {
+                Some(d) => format!("; {}", d.line()),
+                None => String::new(),
+            },
         )
     }
 }
@@ -100,10 +234,49 @@ impl Summary {
 /// Called as the replay advances: bytes read so far.
 pub type Progress<'a> = &'a mut dyn FnMut(u64);
 
-/// Replay `opts.input` as one session through `runtime`.
+/// Replay `opts.input` as one session through `runtime`, into files under `opts.out`.
 pub fn replay(
     runtime: &Runtime,
     opts: &ReplayOptions,
+    progress: Progress<'_>,
+) -> anyhow::Result<Summary> {
+    replay_with(runtime, opts, &Outputs::default(), progress)
+}
+
+/// A runtime for storage and callback futures beside the synchronous capture loop. One worker
+/// keeps delivering callbacks while the loop runs; blocking work (files, spool commits) goes to
+/// tokio's blocking pool.
+fn io_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("livesnap-io")
+        .enable_all()
+        .build()
+        .context("cannot start the I/O runtime")
+}
+
+/// Check an HTTP delivery's settings: [`InputError`] when they are unusable.
+fn check_http(http: &HttpDelivery) -> anyhow::Result<()> {
+    let url = reqwest::Url::parse(&http.target.url)
+        .map_err(|e| InputError(format!("invalid callback URL {:?}: {e}", http.target.url)))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(InputError(format!(
+            "invalid callback URL {:?}: only http:// and https:// are supported",
+            http.target.url
+        ))
+        .into());
+    }
+    http.delivery
+        .validate()
+        .map_err(|e| InputError(format!("invalid [callbacks]: {e:#}")))?;
+    Ok(())
+}
+
+/// Replay `opts.input` as one session through `runtime`, storing and delivering per `outputs`.
+pub fn replay_with(
+    runtime: &Runtime,
+    opts: &ReplayOptions,
+    outputs: &Outputs,
     progress: Progress<'_>,
 ) -> anyhow::Result<Summary> {
     let started = Instant::now();
@@ -150,9 +323,26 @@ pub fn replay(
         };
         InputError(format!("invalid settings: {}{hint}", f.message))
     })?;
+    let storage = match &outputs.storage {
+        None => Storage::Fs(FsStorage::new(&opts.out)),
+        Some(cfg) => Storage::from_config(cfg)
+            .map_err(|e| InputError(format!("invalid [storage]: {e:#}")))?,
+    };
+    if let Some(http) = &outputs.http {
+        check_http(http)?;
+    }
     let mut renderer = runtime.renderer()?;
-    let storage = FsStorage::new(&opts.out);
-    let mut callbacks = opts
+    let io = io_runtime()?;
+    let http = match &outputs.http {
+        Some(h) => {
+            let callbacks = io.block_on(Callbacks::open(&h.delivery))?;
+            let resumed = callbacks.queue_depth();
+            Some((callbacks, &h.target, h.wait, resumed))
+        }
+        None => None,
+    };
+    let ordering_key = format!("{}/{stream}", opts.app);
+    let mut lines = opts
         .callbacks
         .as_deref()
         .map(CallbackLines::open)
@@ -193,7 +383,8 @@ pub fn replay(
                 body
             }
             Action::Capture(shot) => {
-                let outcome = store_shot(runtime, &mut renderer, &storage, &opts.bucket, &shot);
+                let outcome =
+                    store_shot(runtime, &mut renderer, &io, &storage, &opts.bucket, &shot);
                 match &outcome {
                     Outcome::Stored(..) => summary.stored += 1,
                     Outcome::Failed(f) => {
@@ -204,24 +395,73 @@ pub fn replay(
                 complete(&mut capture, shot.seq, &outcome)?
             }
         };
-        if let Some(out) = callbacks.as_mut() {
+        // Spool first: a line in `--callbacks` means its callback is already durable.
+        if let Some((callbacks, target, ..)) = &http {
+            io.block_on(callbacks.enqueue(target, &ordering_key, body.clone()))
+                .context("cannot spool a callback")?;
+        }
+        if let Some(out) = lines.as_mut() {
             out.write(&body)?;
         }
     }
-    if let Some(out) = callbacks.as_mut() {
+    if let Some(out) = lines.as_mut() {
         out.flush()?;
     }
     summary.elapsed = started.elapsed();
     summary.capture_peak_memory_bytes = capture.peak_memory_bytes();
     summary.render_peak_memory_bytes = renderer.peak_memory_bytes();
+    if let Some((callbacks, _, wait, resumed)) = http {
+        summary.delivery = Some(finish_delivery(&io, &callbacks, wait, resumed));
+    }
+    io.shutdown_timeout(Duration::from_secs(1));
     Ok(summary)
+}
+
+/// Replay nothing: deliver what earlier runs left in the spool of `delivery`, waiting up to
+/// `wait` (`livesnap replay --resume-only`).
+pub fn resume(delivery: &DeliveryConfig, wait: Duration) -> anyhow::Result<DeliveryReport> {
+    delivery
+        .validate()
+        .map_err(|e| InputError(format!("invalid [callbacks]: {e:#}")))?;
+    if !delivery.spool_dir.join("spool.redb").exists() {
+        return Err(InputError(format!(
+            "no callback spool in {}",
+            delivery.spool_dir.display()
+        ))
+        .into());
+    }
+    let io = io_runtime()?;
+    let callbacks = io.block_on(Callbacks::open(delivery))?;
+    let resumed = callbacks.queue_depth();
+    let report = finish_delivery(&io, &callbacks, wait, resumed);
+    io.shutdown_timeout(Duration::from_secs(1));
+    Ok(report)
+}
+
+fn finish_delivery(
+    io: &tokio::runtime::Runtime,
+    callbacks: &Callbacks,
+    wait: Duration,
+    resumed: u64,
+) -> DeliveryReport {
+    let pending = callbacks.queue_depth();
+    if pending > 0 {
+        tracing::info!(
+            pending,
+            wait_s = wait.as_secs_f64(),
+            "waiting for callbacks to be delivered"
+        );
+    }
+    io.block_on(callbacks.drain(wait));
+    DeliveryReport::of(callbacks, resumed)
 }
 
 /// Render a shot and store it; every failure becomes the shot's outcome.
 fn store_shot(
     runtime: &Runtime,
     renderer: &mut RenderInstance,
-    storage: &FsStorage,
+    io: &tokio::runtime::Runtime,
+    storage: &Storage,
     bucket: &str,
     shot: &crate::runtime::Shot,
 ) -> Outcome {
@@ -230,10 +470,11 @@ fn store_shot(
         Ok(Err(failure)) => return Outcome::Failed(failure),
         Err(e) => return Outcome::Failed(Failure::new(ErrorCode::DecodeFailed, format!("{e:#}"))),
     };
-    match storage.put(bucket, &shot.key, &picture.jpeg) {
+    let (width_px, height_px) = (picture.width_px, picture.height_px);
+    match io.block_on(storage.put(bucket, &shot.key, picture.jpeg.into())) {
         Ok(()) => {
-            tracing::info!(key = %shot.key, width = picture.width_px, height = picture.height_px, "shot stored");
-            Outcome::Stored((picture.width_px, picture.height_px))
+            tracing::info!(key = %shot.key, width = width_px, height = height_px, "shot stored");
+            Outcome::Stored((width_px, height_px))
         }
         Err(e) => Outcome::Failed(Failure::new(ErrorCode::UploadFailed, format!("{e:#}"))),
     }

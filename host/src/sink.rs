@@ -1,4 +1,6 @@
 //! Where replay's callbacks go: one JSON body per line, in capture order, to a file or stdout.
+//! Each line is flushed as it is written, so a reader (or a test watching a running replay) sees
+//! every completed capture, and a `kill -9` leaves only whole lines behind.
 
 use anyhow::Context;
 use std::fs::File;
@@ -27,10 +29,17 @@ impl CallbackLines {
         Ok(CallbackLines { out })
     }
 
-    /// Append one callback body (it must be a single-line JSON object).
+    /// Append one callback body (it must be a single-line JSON object) and flush it.
     pub fn write(&mut self, body: &str) -> anyhow::Result<()> {
         debug_assert!(!body.contains('\n'));
-        writeln!(self.out, "{body}").context("writing a callback line")?;
+        // One write of the whole line, so a line is never split by an interruption in between.
+        let mut line = String::with_capacity(body.len() + 1);
+        line.push_str(body);
+        line.push('\n');
+        self.out
+            .write_all(line.as_bytes())
+            .and_then(|()| self.out.flush())
+            .context("writing a callback line")?;
         Ok(())
     }
 

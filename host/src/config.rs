@@ -1,0 +1,497 @@
+//! `livesnap serve` configuration: one TOML file into [`Config`], every key documented in README
+//! ("Service configuration"). Unknown keys and out-of-range values are refused with the file, line
+//! and key, before anything starts.
+
+use crate::callback::DeliveryConfig;
+use crate::storage::StorageConfig;
+use anyhow::{Context, bail};
+use serde::{Deserialize, Deserializer};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+/// The whole service configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Listen addresses.
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// Where pictures are stored (`kind = "fs"` by default).
+    #[serde(default)]
+    pub storage: Option<StorageConfig>,
+    /// Callback delivery: spool directory, retries.
+    #[serde(default)]
+    pub callbacks: Option<DeliveryConfig>,
+    /// Sandbox and capacity limits.
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    /// Tenants, one per RTMP app.
+    #[serde(default, rename = "tenant")]
+    pub tenants: Vec<TenantConfig>,
+    /// HTTP-FLV sources to pull.
+    #[serde(default, rename = "pull")]
+    pub pulls: Vec<PullConfig>,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// RTMP listen address.
+    #[serde(default = "default_rtmp")]
+    pub rtmp: SocketAddr,
+    /// HTTP listen address (health, metrics, latest pictures).
+    #[serde(default = "default_http")]
+    pub http: SocketAddr,
+    /// Base URL under which clients reach the HTTP server, for `alterurl`; defaults to
+    /// `http://{http}`.
+    #[serde(default)]
+    pub public_url: Option<String>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            rtmp: default_rtmp(),
+            http: default_http(),
+            public_url: None,
+        }
+    }
+}
+
+fn default_rtmp() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 1935))
+}
+
+fn default_http() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
+/// `[limits]`: every cap has a safe default.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Render workers (decoders running at once); default: the number of cores.
+    pub render_workers: usize,
+    /// Captures waiting for a render worker before new ones fail with `LimitExceeded`.
+    pub render_queue: usize,
+    /// Live streams at once, all tenants together; more publishes are refused.
+    pub max_streams: usize,
+    /// Live streams at once per tenant.
+    pub max_streams_per_tenant: usize,
+    /// Linear memory cap of a stream's capture instance, MiB.
+    pub capture_memory_mib: usize,
+    /// Linear memory cap of a render instance, MiB.
+    pub render_memory_mib: usize,
+    /// Longest one render may take, ms; beyond it the capture fails with `Timeout`.
+    pub render_deadline_ms: u64,
+    /// Largest FLV tag accepted from a pull source, bytes.
+    pub max_tag_bytes: usize,
+    /// Longest shutdown waits for in-flight captures and callback delivery, seconds.
+    pub shutdown_grace_s: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            render_workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            render_queue: 64,
+            max_streams: 1000,
+            max_streams_per_tenant: 1000,
+            capture_memory_mib: 16,
+            render_memory_mib: 256,
+            render_deadline_ms: 10_000,
+            max_tag_bytes: crate::ingest::flv::DEFAULT_MAX_TAG_BYTES,
+            shutdown_grace_s: 30,
+        }
+    }
+}
+
+impl LimitsConfig {
+    /// The wasmtime limits these settings give.
+    pub fn runtime_limits(&self) -> crate::runtime::Limits {
+        crate::runtime::Limits {
+            capture_memory_bytes: self.capture_memory_mib << 20,
+            render_memory_bytes: self.render_memory_mib << 20,
+            render_deadline: Duration::from_millis(self.render_deadline_ms),
+            ..crate::runtime::Limits::default()
+        }
+    }
+}
+
+/// One `[[tenant]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantConfig {
+    /// RTMP app: publishes go to `rtmp://HOST:PORT/{app}/{stream}?key=...`.
+    pub app: Name,
+    /// Tenant's unique name, echoed in callbacks.
+    pub uniqname: String,
+    /// Publishes without this key are refused.
+    pub publish_key: String,
+    /// Bucket for the tenant's pictures.
+    pub bucket: Name,
+    /// Capture interval, seconds (1..=3600, default 20).
+    #[serde(default)]
+    pub interval_s: IntervalS,
+    /// One picture per stream, overwritten, instead of one per capture.
+    #[serde(default)]
+    pub overwrite: bool,
+    /// Scale down so the short side is this many pixels.
+    #[serde(default)]
+    pub shortside: Option<Shortside>,
+    /// JPEG quality step 1..=10.
+    #[serde(default)]
+    pub quality: Option<Quality>,
+    /// Where callbacks are POSTed.
+    #[serde(default)]
+    pub callback_url: Option<HttpUrl>,
+    /// Signs callbacks and derives the latest-picture token.
+    #[serde(default)]
+    pub callback_secret: Option<String>,
+}
+
+/// One `[[pull]]`: an HTTP-FLV source.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PullConfig {
+    /// `http://` URL of the FLV stream.
+    pub url: HttpUrl,
+    /// The tenant's app.
+    pub app: Name,
+    /// Stream name.
+    pub stream: Name,
+}
+
+/// An app, stream or bucket name: `[A-Za-z0-9_.-]{1,128}`, not `.` or `..`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Name(pub String);
+
+/// True when `s` is a valid app/stream/bucket name (DESIGN.md "Object keys").
+pub fn is_valid_name(s: &str) -> bool {
+    (1..=128).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+        && s != "."
+        && s != ".."
+}
+
+impl<'de> Deserialize<'de> for Name {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        if !is_valid_name(&s) {
+            return Err(serde::de::Error::custom(format!(
+                "{s:?} is not a valid name: use 1 to 128 of A-Z a-z 0-9 _ . - (not . or ..)"
+            )));
+        }
+        Ok(Name(s))
+    }
+}
+
+/// Capture interval in seconds, 1..=3600.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IntervalS(pub u32);
+
+impl Default for IntervalS {
+    fn default() -> Self {
+        IntervalS(20)
+    }
+}
+
+impl<'de> Deserialize<'de> for IntervalS {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = i64::deserialize(d)?;
+        match u32::try_from(v) {
+            Ok(v @ 1..=3600) => Ok(IntervalS(v)),
+            _ => Err(serde::de::Error::custom(format!(
+                "interval_s must be 1..=3600 seconds, got {v}"
+            ))),
+        }
+    }
+}
+
+/// JPEG quality step 1..=10.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quality(pub u8);
+
+impl<'de> Deserialize<'de> for Quality {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = i64::deserialize(d)?;
+        match u8::try_from(v) {
+            Ok(v @ 1..=10) => Ok(Quality(v)),
+            _ => Err(serde::de::Error::custom(format!(
+                "quality must be 1..=10, got {v}"
+            ))),
+        }
+    }
+}
+
+/// Short side in pixels, 1..=8192.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shortside(pub u32);
+
+impl<'de> Deserialize<'de> for Shortside {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = i64::deserialize(d)?;
+        match u32::try_from(v) {
+            Ok(v @ 1..=8192) => Ok(Shortside(v)),
+            _ => Err(serde::de::Error::custom(format!(
+                "shortside must be 1..=8192 pixels, got {v}"
+            ))),
+        }
+    }
+}
+
+/// An `http://` or `https://` URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpUrl(pub String);
+
+impl<'de> Deserialize<'de> for HttpUrl {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        let rest = s
+            .strip_prefix("http://")
+            .or_else(|| s.strip_prefix("https://"));
+        match rest {
+            Some(rest)
+                if !rest.is_empty()
+                    && !rest.starts_with('/')
+                    && reqwest::Url::parse(&s).is_ok() =>
+            {
+                Ok(HttpUrl(s))
+            }
+            _ => Err(serde::de::Error::custom(format!(
+                "{s:?} is not an http:// or https:// URL"
+            ))),
+        }
+    }
+}
+
+impl Config {
+    /// Read and check `path`. Errors name the file, the line and the key.
+    pub fn load(path: &Path) -> anyhow::Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config {}", path.display()))?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    /// Parse and check config `text` read from `origin` (a file name, for messages).
+    pub fn parse(text: &str, origin: &str) -> anyhow::Result<Config> {
+        let config: Config = toml::from_str(text).map_err(|e| {
+            let (line, col, key) = match e.span() {
+                Some(span) => {
+                    let (line, col) = line_col(text, span.start);
+                    (line, col, key_on_line(text, line))
+                }
+                None => (0, 0, String::new()),
+            };
+            let key = if key.is_empty() {
+                String::new()
+            } else {
+                format!(" (key `{key}`)")
+            };
+            anyhow::anyhow!("invalid config {origin}:{line}:{col}{key}: {}", e.message())
+        })?;
+        config.validate(text, origin)?;
+        Ok(config)
+    }
+
+    /// Cross-field checks that serde cannot make.
+    fn validate(&self, text: &str, origin: &str) -> anyhow::Result<()> {
+        let at = |needle: &str| {
+            let line = text
+                .lines()
+                .position(|l| l.contains(needle))
+                .map_or(0, |i| i + 1);
+            format!("{origin}:{line}")
+        };
+        for (i, t) in self.tenants.iter().enumerate() {
+            if self.tenants[..i].iter().any(|o| o.app == t.app) {
+                bail!(
+                    "invalid config {} (key `app`): two tenants use app {:?}",
+                    at(&format!("\"{}\"", t.app.0)),
+                    t.app.0
+                );
+            }
+            if t.publish_key.is_empty() {
+                bail!(
+                    "invalid config {} (key `publish_key`): tenant {:?} has an empty publish_key",
+                    at("publish_key"),
+                    t.app.0
+                );
+            }
+            if t.callback_secret.as_deref() == Some("") {
+                bail!(
+                    "invalid config {} (key `callback_secret`): empty secret",
+                    at("callback_secret")
+                );
+            }
+        }
+        for (i, p) in self.pulls.iter().enumerate() {
+            if !self.tenants.iter().any(|t| t.app == p.app) {
+                bail!(
+                    "invalid config {} (key `app`): pull {:?} names app {:?}, which no [[tenant]] has",
+                    at(&p.url.0),
+                    p.url.0,
+                    p.app.0
+                );
+            }
+            if self.pulls[..i]
+                .iter()
+                .any(|o| o.app == p.app && o.stream == p.stream)
+            {
+                bail!(
+                    "invalid config {} (key `stream`): two pulls feed {}/{}",
+                    at(&p.url.0),
+                    p.app.0,
+                    p.stream.0
+                );
+            }
+        }
+        let l = &self.limits;
+        for (key, value) in [
+            ("render_workers", l.render_workers),
+            ("render_queue", l.render_queue),
+            ("max_streams", l.max_streams),
+            ("max_streams_per_tenant", l.max_streams_per_tenant),
+            ("capture_memory_mib", l.capture_memory_mib),
+            ("render_memory_mib", l.render_memory_mib),
+            ("max_tag_bytes", l.max_tag_bytes),
+        ] {
+            if value == 0 {
+                bail!(
+                    "invalid config {} (key `{key}`): must be at least 1",
+                    at(key)
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The tenant owning `app`.
+    pub fn tenant(&self, app: &str) -> Option<&TenantConfig> {
+        self.tenants.iter().find(|t| t.app.0 == app)
+    }
+}
+
+/// 1-based line and column of byte offset `pos`.
+fn line_col(text: &str, pos: usize) -> (usize, usize) {
+    let before = text.get(..pos).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+/// The key assigned on 1-based `line`, if the line is `key = value`.
+fn key_on_line(text: &str, line: usize) -> String {
+    text.lines()
+        .nth(line.saturating_sub(1))
+        .and_then(|l| l.split_once('='))
+        .map(|(k, _)| k.trim().to_owned())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[server]
+rtmp = "127.0.0.1:1935"
+http = "127.0.0.1:8080"
+
+[[tenant]]
+app = "live"
+uniqname = "acme"
+publish_key = "change-me"
+bucket = "shots"
+interval_s = 10
+shortside = 360
+quality = 8
+callback_url = "http://127.0.0.1:9000/cb"
+callback_secret = "s3cret"
+
+[[pull]]
+url = "http://127.0.0.1:8081/live/cam1.flv"
+app = "live"
+stream = "cam1"
+"#;
+
+    #[test]
+    fn the_readme_example_parses() {
+        let c = Config::parse(GOOD, "livesnap.toml").unwrap();
+        assert_eq!(c.tenants[0].interval_s, IntervalS(10));
+        assert_eq!(c.tenants[0].quality, Some(Quality(8)));
+        assert_eq!(c.pulls[0].stream, Name("cam1".into()));
+        assert!(c.tenant("live").is_some() && c.tenant("other").is_none());
+    }
+
+    #[test]
+    fn errors_name_file_line_and_key() {
+        let cases = [
+            (
+                "interval_s = 10",
+                "interval_s = 0",
+                ":13:",
+                "interval_s",
+                "1..=3600",
+            ),
+            ("quality = 8", "quality = 11", ":15:", "quality", "1..=10"),
+            (
+                "bucket = \"shots\"",
+                "bucket = \"../x\"",
+                ":12:",
+                "bucket",
+                "not a valid name",
+            ),
+            (
+                "shortside = 360",
+                "shortside = 360\nshort_side = 1",
+                ":15:",
+                "short_side",
+                "unknown field",
+            ),
+            (
+                "callback_url = \"http://127.0.0.1:9000/cb\"",
+                "callback_url = \"ftp://x\"",
+                ":16:",
+                "callback_url",
+                "not an http",
+            ),
+            (
+                "stream = \"cam1\"",
+                "stream = \"a/b\"",
+                ":22:",
+                "stream",
+                "not a valid name",
+            ),
+        ];
+        for (from, to, line, key, what) in cases {
+            let text = GOOD.replace(from, to);
+            let err = format!("{:#}", Config::parse(&text, "livesnap.toml").unwrap_err());
+            assert!(err.contains(&format!("livesnap.toml{line}")), "{to}: {err}");
+            assert!(
+                err.contains(&format!("`{key}`")) && err.contains(what),
+                "{to}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn cross_field_errors_are_refused() {
+        let dup = format!(
+            "{GOOD}\n[[tenant]]\napp = \"live\"\nuniqname = \"b\"\npublish_key = \"k\"\nbucket = \"b\"\n"
+        );
+        assert!(
+            format!("{:#}", Config::parse(&dup, "f").unwrap_err()).contains("two tenants use app")
+        );
+        let orphan = GOOD.replace("app = \"live\"\nstream", "app = \"nope\"\nstream");
+        assert!(
+            format!("{:#}", Config::parse(&orphan, "f").unwrap_err())
+                .contains("which no [[tenant]] has")
+        );
+        let zero = format!("{GOOD}\n[limits]\nrender_workers = 0\n");
+        assert!(format!("{:#}", Config::parse(&zero, "f").unwrap_err()).contains("render_workers"));
+    }
+}

@@ -1,0 +1,72 @@
+//! HTTP-FLV pull: for each `[[pull]]`, connect, stream tags into a session, and after EOF or an
+//! error reconnect with exponential backoff (0.5 s doubling to 30 s; reset after a connection
+//! that lasted 30 s). Every (re)connect is a new session.
+
+use crate::config::PullConfig;
+use crate::ingest::flv::FlvPushParser;
+use crate::serve::session::{ServeCtx, StreamSession};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+/// First reconnect delay.
+const BACKOFF_START: Duration = Duration::from_millis(500);
+/// Longest reconnect delay.
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// A connection that lasted this long resets the backoff.
+const HEALTHY_AFTER: Duration = Duration::from_secs(30);
+/// No bytes for this long and the connection is dropped.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Pull `pull` until `shutdown`.
+pub async fn run(ctx: Arc<ServeCtx>, pull: PullConfig, shutdown: CancellationToken) {
+    let client = match reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .read_timeout(IDLE_TIMEOUT)
+        .build()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(url = %pull.url.0, cause = %e, "cannot build an HTTP client: pull disabled");
+            return;
+        }
+    };
+    let mut backoff = BACKOFF_START;
+    while !shutdown.is_cancelled() {
+        let started = Instant::now();
+        match pull_once(&ctx, &client, &pull, &shutdown).await {
+            Ok(()) => tracing::info!(url = %pull.url.0, "pull source ended"),
+            Err(e) => tracing::warn!(url = %pull.url.0, cause = %format!("{e:#}"), "pull failed"),
+        }
+        if started.elapsed() >= HEALTHY_AFTER {
+            backoff = BACKOFF_START;
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(BACKOFF_MAX);
+    }
+}
+
+async fn pull_once(
+    ctx: &Arc<ServeCtx>,
+    client: &reqwest::Client,
+    pull: &PullConfig,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
+    let mut response = client.get(&pull.url.0).send().await?.error_for_status()?;
+    let mut session = StreamSession::start(ctx, &pull.app.0, &pull.stream.0)
+        .map_err(|why| anyhow::anyhow!("session refused: {why}"))?;
+    let mut parser = FlvPushParser::new(ctx.config.limits.max_tag_bytes);
+    loop {
+        let chunk = tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            chunk = response.chunk() => chunk?,
+        };
+        let Some(chunk) = chunk else { return Ok(()) };
+        for tag in parser.push(&chunk)? {
+            session.push(tag.tag_type, tag.timestamp_ms, &tag.body)?;
+        }
+    }
+}

@@ -1,0 +1,183 @@
+//! Service counters, rendered in the Prometheus text format (version 0.0.4) by `GET /metrics`.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Error codes a capture can end with, in callback spelling; index 0 is success.
+pub const CODES: [&str; 6] = [
+    "OK",
+    "DecodeFailed",
+    "UnsupportedStream",
+    "UploadFailed",
+    "Timeout",
+    "LimitExceeded",
+];
+
+/// Upper bounds of the render latency histogram, seconds.
+const RENDER_BUCKETS_S: [f64; 10] = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+/// Counters shared by every stream.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Sessions started (publishes accepted, pulls connected).
+    pub sessions_started: AtomicU64,
+    /// Publishes refused (bad key, unknown app, invalid name, already live, over a limit).
+    pub publishes_refused: AtomicU64,
+    /// Streams ended by a trap or an ingest error.
+    pub streams_failed: AtomicU64,
+    /// Capture attempts by outcome code (index into [`CODES`]).
+    captures: [AtomicU64; 6],
+    render_buckets: [AtomicU64; 10],
+    render_count: AtomicU64,
+    render_sum_us: AtomicU64,
+}
+
+impl Metrics {
+    /// Count one capture attempt that ended with callback code `code`.
+    pub fn capture(&self, code: &str) {
+        if let Some(i) = CODES.iter().position(|c| *c == code) {
+            self.captures[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Captures counted with `code` so far.
+    pub fn captures(&self, code: &str) -> u64 {
+        CODES
+            .iter()
+            .position(|c| *c == code)
+            .map_or(0, |i| self.captures[i].load(Ordering::Relaxed))
+    }
+
+    /// Record one render's latency (queue wait included).
+    pub fn render_latency(&self, d: Duration) {
+        let s = d.as_secs_f64();
+        for (bucket, bound) in self.render_buckets.iter().zip(RENDER_BUCKETS_S) {
+            if s <= bound {
+                bucket.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.render_count.fetch_add(1, Ordering::Relaxed);
+        self.render_sum_us
+            .fetch_add(d.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    /// The Prometheus text exposition, with the gauges the caller reads at scrape time.
+    pub fn render_text(
+        &self,
+        active_streams: usize,
+        callback_queue_depth: u64,
+        callbacks_dead_lettered: u64,
+    ) -> String {
+        let mut out = String::new();
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let _ = writeln!(
+            out,
+            "# HELP livesnap_active_streams Live streams being captured."
+        );
+        let _ = writeln!(out, "# TYPE livesnap_active_streams gauge");
+        let _ = writeln!(out, "livesnap_active_streams {active_streams}");
+        let _ = writeln!(
+            out,
+            "# HELP livesnap_sessions_started_total Sessions started (publishes and pulls)."
+        );
+        let _ = writeln!(out, "# TYPE livesnap_sessions_started_total counter");
+        let _ = writeln!(
+            out,
+            "livesnap_sessions_started_total {}",
+            load(&self.sessions_started)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP livesnap_publishes_refused_total Publishes refused."
+        );
+        let _ = writeln!(out, "# TYPE livesnap_publishes_refused_total counter");
+        let _ = writeln!(
+            out,
+            "livesnap_publishes_refused_total {}",
+            load(&self.publishes_refused)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP livesnap_streams_failed_total Streams ended by a trap or an ingest error."
+        );
+        let _ = writeln!(out, "# TYPE livesnap_streams_failed_total counter");
+        let _ = writeln!(
+            out,
+            "livesnap_streams_failed_total {}",
+            load(&self.streams_failed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP livesnap_captures_total Capture attempts by callback code."
+        );
+        let _ = writeln!(out, "# TYPE livesnap_captures_total counter");
+        for (code, n) in CODES.iter().zip(&self.captures) {
+            let _ = writeln!(
+                out,
+                "livesnap_captures_total{{code=\"{code}\"}} {}",
+                load(n)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP livesnap_render_seconds Time from a shot to its JPEG, queue included."
+        );
+        let _ = writeln!(out, "# TYPE livesnap_render_seconds histogram");
+        for (bound, n) in RENDER_BUCKETS_S.iter().zip(&self.render_buckets) {
+            let _ = writeln!(
+                out,
+                "livesnap_render_seconds_bucket{{le=\"{bound}\"}} {}",
+                load(n)
+            );
+        }
+        let count = load(&self.render_count);
+        let _ = writeln!(out, "livesnap_render_seconds_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(
+            out,
+            "livesnap_render_seconds_sum {}",
+            load(&self.render_sum_us) as f64 / 1e6
+        );
+        let _ = writeln!(out, "livesnap_render_seconds_count {count}");
+        let _ = writeln!(
+            out,
+            "# HELP livesnap_callback_queue_depth Callbacks spooled, not yet delivered or final."
+        );
+        let _ = writeln!(out, "# TYPE livesnap_callback_queue_depth gauge");
+        let _ = writeln!(out, "livesnap_callback_queue_depth {callback_queue_depth}");
+        let _ = writeln!(
+            out,
+            "# HELP livesnap_callbacks_dead_lettered_total Callbacks that expired undelivered."
+        );
+        let _ = writeln!(out, "# TYPE livesnap_callbacks_dead_lettered_total counter");
+        let _ = writeln!(
+            out,
+            "livesnap_callbacks_dead_lettered_total {callbacks_dead_lettered}"
+        );
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_is_cumulative_and_codes_are_labelled() {
+        let m = Metrics::default();
+        m.render_latency(Duration::from_millis(30));
+        m.render_latency(Duration::from_millis(300));
+        m.capture("OK");
+        m.capture("DecodeFailed");
+        m.capture("OK");
+        let text = m.render_text(3, 5, 1);
+        assert!(text.contains("livesnap_active_streams 3\n"));
+        assert!(text.contains("livesnap_captures_total{code=\"OK\"} 2\n"));
+        assert!(text.contains("livesnap_captures_total{code=\"DecodeFailed\"} 1\n"));
+        assert!(text.contains("livesnap_render_seconds_bucket{le=\"0.025\"} 0\n"));
+        assert!(text.contains("livesnap_render_seconds_bucket{le=\"0.05\"} 1\n"));
+        assert!(text.contains("livesnap_render_seconds_bucket{le=\"0.5\"} 2\n"));
+        assert!(text.contains("livesnap_render_seconds_count 2\n"));
+        assert!(text.contains("livesnap_callback_queue_depth 5\n"));
+    }
+}

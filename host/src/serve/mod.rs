@@ -1,0 +1,169 @@
+//! `livesnap serve`: the long-running, multi-tenant service. RTMP ingest and HTTP-FLV pulls feed
+//! per-stream sessions (a sandboxed capture instance each); a small render pool decodes; storage
+//! and durable callback delivery are shared. [`Server::bind`] then [`Server::run`] with a shutdown
+//! future, so tests run it on port 0.
+
+pub mod metrics;
+pub mod render_pool;
+pub mod session;
+
+use crate::callback::Callbacks;
+use crate::config::Config;
+use crate::runtime::Runtime;
+use crate::storage::{Storage, StorageConfig};
+use anyhow::Context;
+use session::ServeCtx;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// A bound, not yet running service.
+pub struct Server {
+    ctx: Arc<ServeCtx>,
+    rtmp: TcpListener,
+    http: TcpListener,
+}
+
+impl Server {
+    /// Build everything and bind the listeners (port 0 picks a free port).
+    pub async fn bind(config: Config) -> anyhow::Result<Server> {
+        let runtime = Arc::new(Runtime::new(config.limits.runtime_limits())?);
+        let metrics = Arc::new(metrics::Metrics::default());
+        let pool = render_pool::RenderPool::start(
+            runtime.clone(),
+            metrics.clone(),
+            config.limits.render_workers,
+            config.limits.render_queue,
+        )?;
+        let storage_config = match &config.storage {
+            Some(s) => s.clone(),
+            None => toml::from_str::<StorageConfig>("").context("default [storage]")?,
+        };
+        let storage = Storage::from_config(&storage_config)?;
+        let delivery = match &config.callbacks {
+            Some(c) => c.clone(),
+            None => toml::from_str("").context("default [callbacks]")?,
+        };
+        let callbacks = Callbacks::open(&delivery).await?;
+        let rtmp = TcpListener::bind(config.server.rtmp)
+            .await
+            .with_context(|| format!("cannot listen for RTMP on {}", config.server.rtmp))?;
+        let http = TcpListener::bind(config.server.http)
+            .await
+            .with_context(|| format!("cannot listen for HTTP on {}", config.server.http))?;
+        let public_url = config.server.public_url.clone().unwrap_or_else(|| {
+            format!(
+                "http://{}",
+                http.local_addr().map_or(config.server.http, |a| a)
+            )
+        });
+        let ctx = Arc::new(ServeCtx {
+            config,
+            runtime,
+            pool,
+            storage,
+            callbacks,
+            metrics,
+            live: Default::default(),
+            tracker: TaskTracker::new(),
+            public_url: public_url.trim_end_matches('/').to_owned(),
+        });
+        Ok(Server { ctx, rtmp, http })
+    }
+
+    /// The RTMP listen address.
+    pub fn rtmp_addr(&self) -> SocketAddr {
+        self.rtmp
+            .local_addr()
+            .unwrap_or(self.ctx.config.server.rtmp)
+    }
+
+    /// The HTTP listen address.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http
+            .local_addr()
+            .unwrap_or(self.ctx.config.server.http)
+    }
+
+    /// Run until `shutdown` resolves; then stop accepting, end live sessions, finish in-flight
+    /// captures, flush callbacks (up to `limits.shutdown_grace_s`) and return.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let Server { ctx, rtmp, http } = self;
+        let stop = CancellationToken::new();
+        let connections = TaskTracker::new();
+        tracing::info!(rtmp = %rtmp.local_addr()?, http = %http.local_addr()?, "livesnap serving");
+
+        let rtmp_task = tokio::spawn(crate::ingest::rtmp::serve(
+            ctx.clone(),
+            rtmp,
+            stop.clone(),
+            connections.clone(),
+        ));
+        for pull in ctx.config.pulls.clone() {
+            connections.spawn(crate::ingest::pull::run(ctx.clone(), pull, stop.clone()));
+        }
+        let http_stop = stop.clone();
+        let http_task = tokio::spawn(
+            axum::serve(http, crate::http::router(ctx.clone()))
+                .with_graceful_shutdown(async move { http_stop.cancelled().await })
+                .into_future(),
+        );
+
+        shutdown.await;
+        tracing::info!("shutting down: no new streams; finishing in-flight captures");
+        stop.cancel();
+        let grace = Duration::from_secs(ctx.config.limits.shutdown_grace_s);
+        let _ = rtmp_task.await;
+        connections.close();
+        if tokio::time::timeout(grace, connections.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("some connections did not close in time");
+        }
+        ctx.tracker.close();
+        if tokio::time::timeout(grace, ctx.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("some captures did not finish in time");
+        }
+        if !ctx.callbacks.drain(grace).await {
+            tracing::warn!(
+                pending = ctx.callbacks.queue_depth(),
+                "callbacks still pending: they stay spooled for the next start"
+            );
+        }
+        let _ = http_task.await;
+        tracing::info!("livesnap stopped");
+        Ok(())
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(t) => t,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

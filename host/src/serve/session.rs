@@ -1,0 +1,374 @@
+//! A live stream's session, shared by RTMP and HTTP-FLV ingest: registration (one live session
+//! per app/stream, per-tenant and total caps), a capture instance, and the capture path — render
+//! in the pool, store, report to the guest, queue the callback — run as background tasks so the
+//! ingest loop never waits.
+
+use crate::callback::{Callbacks, Target};
+use crate::config::{Config, TenantConfig};
+use crate::runtime::{
+    Action, CaptureInstance, ErrorCode, Failure, KeyMode, Outcome, Runtime, SessionInfo, Settings,
+    Shot,
+};
+use crate::serve::metrics::Metrics;
+use crate::serve::render_pool::RenderPool;
+use crate::storage::Storage;
+use bytes::Bytes;
+use hmac::{KeyInit, Mac};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+/// Everything streams share.
+pub struct ServeCtx {
+    /// The configuration.
+    pub config: Config,
+    /// Engine and component.
+    pub runtime: Arc<Runtime>,
+    /// Render workers.
+    pub pool: RenderPool,
+    /// Object storage.
+    pub storage: Storage,
+    /// Durable callback delivery.
+    pub callbacks: Callbacks,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+    /// Live streams by `app/stream`.
+    pub live: Mutex<HashMap<String, LiveStream>>,
+    /// In-flight captures, awaited at shutdown.
+    pub tracker: TaskTracker,
+    /// Base URL of the HTTP server, for `alterurl`.
+    pub public_url: String,
+}
+
+/// A live stream's entry in the registry.
+#[derive(Debug, Clone)]
+pub struct LiveStream {
+    /// The session id of the live session.
+    pub session_id: u32,
+    /// The newest stored picture of this session.
+    pub latest: Option<LatestPicture>,
+}
+
+/// The newest picture of a live stream, served at `/latest/{app}/{stream}.jpg`.
+#[derive(Debug, Clone)]
+pub struct LatestPicture {
+    /// JPEG bytes.
+    pub jpeg: Bytes,
+    /// Strong ETag: session id and capture seq.
+    pub etag: String,
+}
+
+/// Why a publish or pull was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    /// No tenant has this app.
+    #[error("unknown app {0:?}")]
+    UnknownApp(String),
+    /// Wrong or missing publish key.
+    #[error("wrong or missing publish key for app {0:?}")]
+    BadKey(String),
+    /// The guest refused the name or settings.
+    #[error("{0}")]
+    Invalid(String),
+    /// The stream is already live.
+    #[error("stream {0} is already live")]
+    AlreadyLive(String),
+    /// A stream cap was reached.
+    #[error("{0}")]
+    TooMany(String),
+    /// The capture instance could not be made.
+    #[error("cannot start a capture instance: {0}")]
+    Runtime(String),
+}
+
+/// The latest-picture token of `app/stream` for a tenant with `secret`:
+/// hex HMAC-SHA256(secret, "latest/{app}/{stream}") (README "Latest pictures").
+pub fn latest_token(secret: &str, app: &str, stream: &str) -> String {
+    let Ok(mut mac) = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()) else {
+        return String::new();
+    };
+    mac.update(format!("latest/{app}/{stream}").as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// One live session of one stream.
+pub struct StreamSession {
+    ctx: Arc<ServeCtx>,
+    tenant: TenantConfig,
+    /// `app/stream`.
+    name: String,
+    session_id: u32,
+    capture: Arc<Mutex<CaptureInstance>>,
+    span: tracing::Span,
+    /// Set once the capture instance trapped: the stream is over.
+    failed: bool,
+}
+
+impl StreamSession {
+    /// Register `app/stream` and start its capture instance.
+    pub fn start(ctx: &Arc<ServeCtx>, app: &str, stream: &str) -> Result<StreamSession, Refusal> {
+        let tenant = ctx
+            .config
+            .tenant(app)
+            .cloned()
+            .ok_or_else(|| Refusal::UnknownApp(app.to_owned()))?;
+        let name = format!("{app}/{stream}");
+        let push_start_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let session_id: u32 = rand::random();
+        let alterurl = tenant.callback_secret.as_deref().map(|secret| {
+            format!(
+                "{}/latest/{app}/{stream}.jpg?token={}",
+                ctx.public_url,
+                latest_token(secret, app, stream)
+            )
+        });
+        let info = SessionInfo {
+            app: app.to_owned(),
+            stream: stream.to_owned(),
+            push_start_ms,
+            session_id,
+        };
+        let settings = Settings {
+            interval_s: tenant.interval_s.0,
+            mode: if tenant.overwrite {
+                KeyMode::Overwrite
+            } else {
+                KeyMode::Sequence
+            },
+            shortside_px: tenant.shortside.map(|s| s.0),
+            quality: tenant.quality.map(|q| q.0),
+            bucket: tenant.bucket.0.clone(),
+            uniqname: tenant.uniqname.clone(),
+            alterurl,
+        };
+        // Reserve the name first so two racing publishes cannot both pass.
+        {
+            let mut live = ctx
+                .live
+                .lock()
+                .map_err(|_| Refusal::Runtime("registry poisoned".into()))?;
+            if live.contains_key(&name) {
+                return Err(Refusal::AlreadyLive(name));
+            }
+            let limits = &ctx.config.limits;
+            if live.len() >= limits.max_streams {
+                return Err(Refusal::TooMany(format!(
+                    "{} live streams is the limit (max_streams)",
+                    limits.max_streams
+                )));
+            }
+            let prefix = format!("{app}/");
+            if live.keys().filter(|k| k.starts_with(&prefix)).count()
+                >= limits.max_streams_per_tenant
+            {
+                return Err(Refusal::TooMany(format!(
+                    "app {app:?} has {} live streams, the limit (max_streams_per_tenant)",
+                    limits.max_streams_per_tenant
+                )));
+            }
+            live.insert(
+                name.clone(),
+                LiveStream {
+                    session_id,
+                    latest: None,
+                },
+            );
+        }
+        let capture = match ctx.runtime.capture(&info, &settings) {
+            Ok(Ok(capture)) => capture,
+            Ok(Err(failure)) => {
+                unregister(ctx, &name, session_id);
+                return Err(Refusal::Invalid(failure.message));
+            }
+            Err(e) => {
+                unregister(ctx, &name, session_id);
+                return Err(Refusal::Runtime(format!("{e:#}")));
+            }
+        };
+        ctx.metrics
+            .sessions_started
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let span = tracing::info_span!("stream", %name, session_id, push_start_ms);
+        span.in_scope(|| tracing::info!(uniqname = %tenant.uniqname, "session started"));
+        Ok(StreamSession {
+            ctx: ctx.clone(),
+            tenant,
+            name,
+            session_id,
+            capture: Arc::new(Mutex::new(capture)),
+            span,
+            failed: false,
+        })
+    }
+
+    /// Feed one FLV tag. An error means the stream is over (its capture instance trapped).
+    pub fn push(&mut self, tag_type: u8, timestamp_ms: u32, body: &[u8]) -> anyhow::Result<()> {
+        if self.failed {
+            anyhow::bail!("stream {} has failed", self.name);
+        }
+        let result = {
+            let mut capture = self
+                .capture
+                .lock()
+                .map_err(|_| anyhow::anyhow!("capture instance poisoned"))?;
+            capture.push_tag(tag_type, timestamp_ms, body)
+        };
+        let action = match result {
+            Ok(Ok(action)) => action,
+            Ok(Err(failure)) => {
+                self.span.in_scope(
+                    || tracing::debug!(timestamp_ms, cause = %failure.text(), "tag skipped"),
+                );
+                return Ok(());
+            }
+            Err(trap) => {
+                self.failed = true;
+                self.ctx
+                    .metrics
+                    .streams_failed
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.span.in_scope(|| tracing::error!(cause = %format!("{trap:#}"), "capture instance trapped: stream stopped"));
+                return Err(trap);
+            }
+        };
+        match action {
+            Action::None => {}
+            Action::Refused(body) => {
+                self.ctx.metrics.capture(code_of(&body));
+                self.spawn_callback(body);
+            }
+            Action::Capture(shot) => self.spawn_capture(shot),
+        }
+        Ok(())
+    }
+
+    /// The `app/stream` name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn spawn_callback(&self, body: String) {
+        let (ctx, tenant, name) = (self.ctx.clone(), self.tenant.clone(), self.name.clone());
+        self.ctx.tracker.spawn(
+            async move { deliver(&ctx, &tenant, &name, body).await }.instrument(self.span.clone()),
+        );
+    }
+
+    /// Render, store and report `shot` in the background.
+    fn spawn_capture(&self, shot: Shot) {
+        let ctx = self.ctx.clone();
+        let tenant = self.tenant.clone();
+        let name = self.name.clone();
+        let capture = self.capture.clone();
+        let session_id = self.session_id;
+        let task = async move {
+            let outcome = render_and_store(&ctx, &tenant, &name, session_id, &shot).await;
+            let code = match &outcome {
+                Outcome::Stored(_) => "OK",
+                Outcome::Failed(f) => f.code.as_str(),
+            };
+            ctx.metrics.capture(code);
+            let body = {
+                let Ok(mut capture) = capture.lock() else {
+                    return;
+                };
+                capture.complete(shot.seq, &outcome)
+            };
+            match body {
+                Ok(Ok(body)) => deliver(&ctx, &tenant, &name, body).await,
+                Ok(Err(f)) => {
+                    tracing::error!(seq = shot.seq, cause = %f.text(), "capture refused a shot outcome")
+                }
+                Err(trap) => {
+                    tracing::error!(seq = shot.seq, cause = %format!("{trap:#}"), "capture instance trapped")
+                }
+            }
+        };
+        self.ctx.tracker.spawn(task.instrument(self.span.clone()));
+    }
+}
+
+impl Drop for StreamSession {
+    fn drop(&mut self) {
+        unregister(&self.ctx, &self.name, self.session_id);
+        self.span.in_scope(|| tracing::info!("session ended"));
+    }
+}
+
+fn unregister(ctx: &ServeCtx, name: &str, session_id: u32) {
+    if let Ok(mut live) = ctx.live.lock()
+        && live.get(name).is_some_and(|l| l.session_id == session_id)
+    {
+        live.remove(name);
+    }
+}
+
+async fn render_and_store(
+    ctx: &ServeCtx,
+    tenant: &TenantConfig,
+    name: &str,
+    session_id: u32,
+    shot: &Shot,
+) -> Outcome {
+    let picture = match ctx.pool.submit(shot.clone()) {
+        Err(f) => return Outcome::Failed(f),
+        Ok(rx) => match rx.await {
+            Ok(Ok(picture)) => picture,
+            Ok(Err(f)) => return Outcome::Failed(f),
+            Err(_) => {
+                return Outcome::Failed(Failure::new(
+                    ErrorCode::DecodeFailed,
+                    "render worker stopped",
+                ));
+            }
+        },
+    };
+    let jpeg = Bytes::from(picture.jpeg);
+    if let Err(e) = ctx
+        .storage
+        .put(&tenant.bucket.0, &shot.key, jpeg.clone())
+        .await
+    {
+        tracing::warn!(key = %shot.key, cause = %format!("{e:#}"), "upload failed");
+        return Outcome::Failed(Failure::new(ErrorCode::UploadFailed, format!("{e:#}")));
+    }
+    tracing::info!(key = %shot.key, width = picture.width_px, height = picture.height_px, "shot stored");
+    if let Ok(mut live) = ctx.live.lock()
+        && let Some(entry) = live.get_mut(name)
+        && entry.session_id == session_id
+    {
+        entry.latest = Some(LatestPicture {
+            jpeg,
+            etag: format!("\"{session_id:08x}-{}\"", shot.seq),
+        });
+    }
+    Outcome::Stored((picture.width_px, picture.height_px))
+}
+
+/// Queue a callback body for the tenant's URL (durably), or log it when none is configured.
+async fn deliver(ctx: &ServeCtx, tenant: &TenantConfig, name: &str, body: String) {
+    let Some(url) = &tenant.callback_url else {
+        tracing::debug!(%body, "callback (no callback_url configured)");
+        return;
+    };
+    let target = Target {
+        url: url.0.clone(),
+        secret: tenant.callback_secret.clone(),
+    };
+    if let Err(e) = ctx.callbacks.enqueue(&target, name, body).await {
+        tracing::error!(cause = %format!("{e:#}"), "could not spool a callback");
+    }
+}
+
+/// The `code` field of a callback body (bodies come from the guest, so the shape is known).
+fn code_of(body: &str) -> &'static str {
+    crate::serve::metrics::CODES
+        .iter()
+        .find(|c| body.contains(&format!("\"code\":\"{c}\"")))
+        .copied()
+        .unwrap_or("DecodeFailed")
+}
