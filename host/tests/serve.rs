@@ -1,0 +1,661 @@
+//! `livesnap serve` end to end with real clients over loopback: ffmpeg publishing over RTMP, an
+//! HTTP-FLV source served in-process, callback receivers on 127.0.0.1:0. ffmpeg is a test
+//! requirement (`.ci/run` installs it); without it these tests fail and say so.
+
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, post};
+use futures::StreamExt as _;
+use hmac::{KeyInit, Mac};
+use livesnap::config::Config;
+use livesnap::serve::Server;
+use serde_json::Value;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fixtures")
+        .join(name)
+}
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("livesnap-serve-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A callback receiver: every POST's body and headers, in arrival order.
+#[derive(Clone, Default)]
+struct Receiver {
+    got: Arc<Mutex<Vec<(HeaderMap, String)>>>,
+}
+
+impl Receiver {
+    async fn start() -> (Receiver, SocketAddr) {
+        let r = Receiver::default();
+        let app = axum::Router::new()
+            .route(
+                "/cb",
+                post(
+                    |State(r): State<Receiver>, headers: HeaderMap, body: String| async move {
+                        r.got.lock().unwrap().push((headers, body));
+                        StatusCode::OK
+                    },
+                ),
+            )
+            .with_state(r.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (r, addr)
+    }
+
+    fn bodies(&self) -> Vec<Value> {
+        self.got
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, b)| serde_json::from_str(b).unwrap())
+            .collect()
+    }
+
+    fn len(&self) -> usize {
+        self.got.lock().unwrap().len()
+    }
+}
+
+/// A tenant block.
+fn tenant(app: &str, bucket: &str, callback: Option<SocketAddr>, interval_s: u32) -> String {
+    let cb = callback.map_or(String::new(), |a| {
+        format!("callback_url = \"http://{a}/cb\"\ncallback_secret = \"s3cret-{app}\"\n")
+    });
+    format!(
+        "[[tenant]]\napp = \"{app}\"\nuniqname = \"tenant-{app}\"\npublish_key = \"key-{app}\"\nbucket = \"{bucket}\"\ninterval_s = {interval_s}\n{cb}\n"
+    )
+}
+
+fn config(dir: &Path, extra: &str) -> Config {
+    let text = format!(
+        "[server]\nrtmp = \"127.0.0.1:0\"\nhttp = \"127.0.0.1:0\"\n\n[storage]\nroot = \"{}\"\n\n[callbacks]\nspool_dir = \"{}\"\nbackoff_base_ms = 50\nbackoff_max_ms = 200\n\n[limits]\nshutdown_grace_s = 20\n\n{extra}",
+        dir.join("objects").display(),
+        dir.join("spool").display()
+    );
+    Config::parse(&text, "test.toml").unwrap()
+}
+
+/// A running server and the way to stop it.
+struct Running {
+    rtmp: SocketAddr,
+    http: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    done: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    async fn start(config: Config) -> Running {
+        let server = Server::bind(config).await.unwrap();
+        let (rtmp, http) = (server.rtmp_addr(), server.http_addr());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let done = tokio::spawn(server.run(async move {
+            let _ = stopped.await;
+        }));
+        Running {
+            rtmp,
+            http,
+            stop: Some(stop),
+            done,
+        }
+    }
+
+    async fn shutdown(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        tokio::time::timeout(Duration::from_secs(60), self.done)
+            .await
+            .expect("shutdown finishes")
+            .unwrap()
+            .unwrap();
+    }
+
+    async fn get(&self, path: &str) -> reqwest::Response {
+        reqwest::get(format!("http://{}{path}", self.http))
+            .await
+            .unwrap()
+    }
+
+    async fn metric(&self, line_prefix: &str) -> u64 {
+        let text = self.get("/metrics").await.text().await.unwrap();
+        text.lines()
+            .find_map(|l| {
+                l.strip_prefix(line_prefix)
+                    .and_then(|v| v.trim().parse().ok())
+            })
+            .unwrap_or_else(|| panic!("no metric {line_prefix} in\n{text}"))
+    }
+}
+
+/// Publish `file` with ffmpeg (`-c copy`, as fast as possible unless `realtime`).
+fn ffmpeg_publish(file: &Path, url: &str, realtime: bool) -> tokio::process::Child {
+    let mut cmd = tokio::process::Command::new("ffmpeg");
+    cmd.args(["-nostdin", "-loglevel", "error"]);
+    if realtime {
+        cmd.arg("-re");
+    }
+    cmd.arg("-i")
+        .arg(file)
+        .args(["-c", "copy", "-f", "flv", url]);
+    cmd.kill_on_drop(true);
+    cmd.spawn()
+        .expect("ffmpeg is needed to publish over RTMP in these tests: apt-get install ffmpeg (.ci/run does)")
+}
+
+async fn publish(file: &Path, url: &str) -> bool {
+    let status = tokio::time::timeout(
+        Duration::from_secs(60),
+        ffmpeg_publish(file, url, false).wait(),
+    )
+    .await
+    .expect("ffmpeg finishes")
+    .unwrap();
+    status.success()
+}
+
+async fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn files_under(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            if e.path().is_dir() {
+                stack.push(e.path());
+            } else {
+                out.push(
+                    e.path()
+                        .strip_prefix(dir)
+                        .unwrap()
+                        .to_string_lossy()
+                        .into_owned(),
+                );
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A callback with its session folder and times made comparable across sessions: `taskid` and
+/// keys lose `{push_start_ms}-{session_id}`, `timestamp` becomes seconds since the push start.
+fn normalize(cb: &Value) -> Value {
+    let taskid = cb["taskid"].as_str().unwrap();
+    let session = taskid.split('/').nth(2).unwrap().to_owned();
+    let push_start_s = session.split('-').next().unwrap().parse::<u64>().unwrap() / 1000;
+    let mut out = cb.clone();
+    for field in ["taskid", "keys", "dstpath"] {
+        let v = cb[field].as_str().unwrap().replace(&session, "[session]");
+        out[field] = Value::String(v);
+    }
+    let ts = cb["timestamp"].as_u64().unwrap();
+    out["timestamp"] = Value::from(ts - push_start_s);
+    out
+}
+
+fn verify_signature(headers: &HeaderMap, body: &str, secret: &str) {
+    let ts = headers["x-livesnap-timestamp"].to_str().unwrap();
+    let sig = headers["x-livesnap-signature"].to_str().unwrap();
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(format!("{ts}.{body}").as_bytes());
+    assert_eq!(
+        sig,
+        format!("v1={}", hex::encode(mac.finalize().into_bytes()))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rtmp_publish_gives_the_same_captures_as_replay() {
+    let dir = temp_dir("same");
+    let (receiver, cb_addr) = Receiver::start().await;
+    // ffmpeg re-muxes the file for RTMP and may stamp its first message a few ms off the file's,
+    // which moves the session clock's zero; interval 9 s on a 2 s GOP picks the same I-frames
+    // (0 and 10 s) for any such offset under 1 s, where 10 s would sit exactly on the boundary.
+    let server = Running::start(config(&dir, &tenant("live", "shots", Some(cb_addr), 9))).await;
+    assert!(
+        publish(
+            &fixture("high_720p.flv"),
+            &format!("rtmp://{}/live/cam1?key=key-live", server.rtmp)
+        )
+        .await
+    );
+
+    // The same file through `livesnap replay` with the same tenant settings.
+    let replay_dir = dir.join("replay");
+    let replay_cb = dir.join("replay.jsonl");
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_livesnap"))
+        .args([
+            "replay",
+            fixture("high_720p.flv").to_str().unwrap(),
+            "--out",
+        ])
+        .arg(&replay_dir)
+        .args([
+            "--stream",
+            "cam1",
+            "--interval",
+            "9",
+            "--bucket",
+            "shots",
+            "--uniqname",
+            "tenant-live",
+            "--callbacks",
+        ])
+        .arg(&replay_cb)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let expected: Vec<Value> = std::fs::read_to_string(&replay_cb)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        expected.len(),
+        2,
+        "high_720p at 10 s: captures at 0 and 10 s"
+    );
+
+    wait_for("callbacks", Duration::from_secs(30), || {
+        receiver.len() >= expected.len()
+    })
+    .await;
+    server.shutdown().await;
+    let got = receiver.bodies();
+    assert_eq!(got.len(), expected.len(), "{got:#?}");
+    for (g, e) in got.iter().zip(&expected) {
+        let (g, e) = (normalize(g), normalize(e));
+        // The wall-clock second of a capture depends on the push start's milliseconds: allow 1 s.
+        assert!(
+            g["timestamp"]
+                .as_u64()
+                .unwrap()
+                .abs_diff(e["timestamp"].as_u64().unwrap())
+                <= 1,
+            "{g}\n{e}"
+        );
+        let strip = |mut v: Value| {
+            v["timestamp"] = Value::Null;
+            v["keys"] = Value::Null;
+            v["dstpath"] = Value::Null;
+            v
+        };
+        assert_eq!(strip(g.clone()), strip(e.clone()));
+        assert!(
+            g["keys"]
+                .as_str()
+                .unwrap()
+                .starts_with("record/live/cam1/picture/[session]/cam1-")
+        );
+    }
+    for (headers, body) in receiver.got.lock().unwrap().iter() {
+        verify_signature(headers, body, "s3cret-live");
+    }
+    // Objects: one per success, under the tenant's bucket, in one session folder.
+    let objects = files_under(&dir.join("objects"));
+    assert_eq!(objects.len(), 2, "{objects:?}");
+    assert!(
+        objects
+            .iter()
+            .all(|o| o.starts_with("shots/record/live/cam1/picture/"))
+    );
+    let replay_objects = files_under(&replay_dir);
+    assert_eq!(replay_objects.len(), objects.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_key_unknown_app_bad_name_and_second_publish_are_refused() {
+    let dir = temp_dir("refuse");
+    let server = Running::start(config(&dir, &tenant("live", "shots", None, 10))).await;
+    let file = fixture("baseline_360p.flv");
+    assert!(
+        !publish(
+            &file,
+            &format!("rtmp://{}/live/cam1?key=wrong", server.rtmp)
+        )
+        .await
+    );
+    assert!(!publish(&file, &format!("rtmp://{}/live/cam1", server.rtmp)).await);
+    assert!(
+        !publish(
+            &file,
+            &format!("rtmp://{}/other/cam1?key=key-live", server.rtmp)
+        )
+        .await
+    );
+    assert!(
+        !publish(
+            &file,
+            &format!("rtmp://{}/live/cam!1?key=key-live", server.rtmp)
+        )
+        .await
+    );
+    assert_eq!(server.metric("livesnap_publishes_refused_total ").await, 4);
+    assert_eq!(server.metric("livesnap_sessions_started_total ").await, 0);
+    assert!(files_under(&dir.join("objects")).is_empty());
+
+    // A stream that is live cannot be published a second time.
+    let mut first = ffmpeg_publish(
+        &file,
+        &format!("rtmp://{}/live/cam1?key=key-live", server.rtmp),
+        true,
+    );
+    let http = server.http;
+    let started = Instant::now();
+    loop {
+        let text = reqwest::get(format!("http://{http}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if text.contains("livesnap_active_streams 1\n") {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "first publish never went live"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        !publish(
+            &file,
+            &format!("rtmp://{}/live/cam1?key=key-live", server.rtmp)
+        )
+        .await
+    );
+    assert_eq!(server.metric("livesnap_publishes_refused_total ").await, 5);
+    assert_eq!(server.metric("livesnap_sessions_started_total ").await, 1);
+    first.kill().await.unwrap();
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_tenants_publishing_at_once_stay_isolated() {
+    let dir = temp_dir("tenants");
+    let (rx_a, addr_a) = Receiver::start().await;
+    let (rx_b, addr_b) = Receiver::start().await;
+    let tenants = format!(
+        "{}{}",
+        tenant("live", "bucket-a", Some(addr_a), 5),
+        tenant("tv", "bucket-b", Some(addr_b), 5)
+    );
+    let server = Running::start(config(&dir, &tenants)).await;
+    let a = ffmpeg_publish(
+        &fixture("baseline_360p.flv"),
+        &format!("rtmp://{}/live/cam?key=key-live", server.rtmp),
+        false,
+    );
+    let b = ffmpeg_publish(
+        &fixture("main_bframes.flv"),
+        &format!("rtmp://{}/tv/cam?key=key-tv", server.rtmp),
+        false,
+    );
+    let (a, b) = tokio::join!(a.wait_with_output(), b.wait_with_output());
+    assert!(a.unwrap().status.success() && b.unwrap().status.success());
+    // baseline_360p: GOP 2 s over 30 s at 5 s -> 0,6,12,18,24; main_bframes: GOP 3 s over 25 s -> 0,6,12,18,24.
+    wait_for("callbacks", Duration::from_secs(30), || {
+        rx_a.len() >= 5 && rx_b.len() >= 5
+    })
+    .await;
+    server.shutdown().await;
+    for (rx, app, bucket, secret) in [
+        (&rx_a, "live", "bucket-a", "s3cret-live"),
+        (&rx_b, "tv", "bucket-b", "s3cret-tv"),
+    ] {
+        let bodies = rx.bodies();
+        assert_eq!(bodies.len(), 5, "{app}: {bodies:#?}");
+        for cb in &bodies {
+            assert_eq!(cb["status"], 3);
+            assert!(
+                cb["taskid"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with(&format!("{app}/cam/"))
+            );
+            assert_eq!(cb["uniqname"], format!("tenant-{app}"));
+            assert_eq!(cb["bucket"], bucket);
+        }
+        for (headers, body) in rx.got.lock().unwrap().iter() {
+            verify_signature(headers, body, secret);
+        }
+    }
+    let objects = files_under(&dir.join("objects"));
+    assert_eq!(
+        objects
+            .iter()
+            .filter(|o| o.starts_with("bucket-a/record/live/cam/"))
+            .count(),
+        5
+    );
+    assert_eq!(
+        objects
+            .iter()
+            .filter(|o| o.starts_with("bucket-b/record/tv/cam/"))
+            .count(),
+        5
+    );
+    assert_eq!(objects.len(), 10, "{objects:?}");
+}
+
+/// An HTTP-FLV origin: the first request gets 60% of the file and EOF (a dropped source), later
+/// ones the whole file and then an open connection (a live source).
+async fn flv_origin(file: PathBuf) -> (SocketAddr, Arc<Mutex<u32>>) {
+    let data = Arc::new(std::fs::read(file).unwrap());
+    let hits = Arc::new(Mutex::new(0u32));
+    let (d, h) = (data.clone(), hits.clone());
+    let app = axum::Router::new().route(
+        "/live/cam1.flv",
+        get(move || {
+            let (data, hits) = (d.clone(), h.clone());
+            async move {
+                let n = {
+                    let mut hits = hits.lock().unwrap();
+                    *hits += 1;
+                    *hits
+                };
+                let body = if n == 1 {
+                    Body::from(data[..data.len() * 6 / 10].to_vec())
+                } else {
+                    let whole = bytes::Bytes::from(data.to_vec());
+                    let stream =
+                        futures::stream::once(async move { Ok::<_, std::io::Error>(whole) }).chain(
+                            futures::stream::pending::<Result<bytes::Bytes, std::io::Error>>(),
+                        );
+                    Body::from_stream(stream)
+                };
+                ([("content-type", "video/x-flv")], body)
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (addr, hits)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_flv_pull_reconnects_and_serves_latest_picture_and_metrics() {
+    let dir = temp_dir("pull");
+    let (origin, hits) = flv_origin(fixture("baseline_360p.flv")).await;
+    let (receiver, cb_addr) = Receiver::start().await;
+    let extra = format!(
+        "{}[[pull]]\nurl = \"http://{origin}/live/cam1.flv\"\napp = \"live\"\nstream = \"cam1\"\n",
+        tenant("live", "shots", Some(cb_addr), 10)
+    );
+    let server = Running::start(config(&dir, &extra)).await;
+    // 60% of 30 s at 10 s: captures at 0 and 10 s; then the reconnect: 0, 10, 20 s.
+    wait_for("two sessions' captures", Duration::from_secs(40), || {
+        receiver.len() >= 5
+    })
+    .await;
+    assert_eq!(*hits.lock().unwrap(), 2, "one reconnect");
+    assert_eq!(server.metric("livesnap_sessions_started_total ").await, 2);
+    assert_eq!(server.metric("livesnap_active_streams ").await, 1);
+    assert_eq!(
+        server.metric("livesnap_captures_total{code=\"OK\"} ").await,
+        5
+    );
+    assert!(server.metric("livesnap_render_seconds_count ").await >= 5);
+    let sessions: std::collections::BTreeSet<String> = receiver
+        .bodies()
+        .iter()
+        .map(|cb| {
+            cb["taskid"]
+                .as_str()
+                .unwrap()
+                .split('/')
+                .nth(2)
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(
+        sessions.len(),
+        2,
+        "each connect is a new session: {sessions:?}"
+    );
+
+    assert_eq!(server.get("/healthz").await.text().await.unwrap(), "ok\n");
+    // Latest picture: token = hex HMAC-SHA256(secret, "latest/live/cam1").
+    let token = livesnap::serve::session::latest_token("s3cret-live", "live", "cam1");
+    let resp = server
+        .get(&format!("/latest/live/cam1.jpg?token={token}"))
+        .await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "image/jpeg");
+    let etag = resp.headers()["etag"].to_str().unwrap().to_owned();
+    let jpeg = resp.bytes().await.unwrap();
+    assert_eq!(&jpeg[..2], &[0xff, 0xd8]);
+    let newest = receiver.bodies().last().unwrap()["keys"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        std::fs::read(dir.join("objects/shots").join(&newest)).unwrap(),
+        jpeg.to_vec(),
+        "serves the newest picture"
+    );
+    let again = reqwest::Client::new()
+        .get(format!(
+            "http://{}/latest/live/cam1.jpg?token={token}",
+            server.http
+        ))
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 304);
+    assert_eq!(
+        server.get("/latest/live/cam1.jpg?token=00").await.status(),
+        403
+    );
+    assert_eq!(server.get("/latest/live/cam1.jpg").await.status(), 403);
+    assert_eq!(
+        server
+            .get(&format!("/latest/live/nope.jpg?token={token}"))
+            .await
+            .status(),
+        403
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_finishes_in_flight_captures_and_flushes_callbacks() {
+    let dir = temp_dir("shutdown");
+    let (receiver, cb_addr) = Receiver::start().await;
+    // One render worker and every keyframe of the 1080p fixture: renders outlast the publish.
+    let mut cfg = config(&dir, &tenant("live", "shots", Some(cb_addr), 1));
+    cfg.limits.render_workers = 1;
+    let server = Running::start(cfg).await;
+    assert!(
+        publish(
+            &fixture("high_1080p.flv"),
+            &format!("rtmp://{}/live/cam1?key=key-live", server.rtmp)
+        )
+        .await
+    );
+    let before = receiver.len();
+    server.shutdown().await;
+    let after = receiver.bodies();
+    assert_eq!(
+        after.len(),
+        20,
+        "every keyframe's callback is delivered before exit (had {before} at the signal)"
+    );
+    assert!(after.iter().all(|cb| cb["status"] == 3));
+    assert_eq!(files_under(&dir.join("objects")).len(), 20);
+}
+
+#[test]
+fn serve_binary_exits_0_on_sigterm_and_2_on_a_bad_config() {
+    let dir = temp_dir("bin");
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, "[[tenant]]\napp = \"live\"\nuniqname = \"a\"\npublish_key = \"k\"\nbucket = \"b\"\ninterval_s = 0\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_livesnap"))
+        .args(["serve", "--config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("bad.toml:6:")
+            && stderr.contains("`interval_s`")
+            && stderr.contains("1..=3600"),
+        "{stderr}"
+    );
+
+    let good = dir.join("good.toml");
+    std::fs::write(
+        &good,
+        format!(
+            "[server]\nrtmp = \"127.0.0.1:0\"\nhttp = \"127.0.0.1:0\"\n[storage]\nroot = \"{}\"\n[callbacks]\nspool_dir = \"{}\"\n",
+            dir.join("o").display(),
+            dir.join("s").display()
+        ),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_livesnap"))
+        .args(["serve", "--config"])
+        .arg(&good)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for the "serving" line, then SIGTERM.
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stderr, &mut line).unwrap();
+    assert!(line.contains("serving RTMP on 127.0.0.1:"), "{line}");
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+}
