@@ -115,6 +115,10 @@ impl LimitsConfig {
             capture_memory_bytes: self.capture_memory_mib << 20,
             render_memory_bytes: self.render_memory_mib << 20,
             render_deadline: Duration::from_millis(self.render_deadline_ms),
+            // Every live stream holds one capture instance; a few spare slots absorb races.
+            pooled_capture_instances: Some(
+                u32::try_from(self.max_streams.saturating_add(16)).unwrap_or(u32::MAX),
+            ),
             ..crate::runtime::Limits::default()
         }
     }

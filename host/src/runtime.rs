@@ -7,7 +7,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use wasmtime::component::{Component, Linker, ResourceAny, ResourceTable};
-use wasmtime::{Config, Engine, ResourceLimiter, Store, Trap};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store,
+    Trap,
+};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{
     HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView,
@@ -78,6 +81,10 @@ pub struct Limits {
     pub capture_deadline: Duration,
     /// Longest one render may run.
     pub render_deadline: Duration,
+    /// Capture instances at once when pre-allocated in a pooling allocator (the service);
+    /// `None` allocates on demand (replay, tests). Render instances always allocate on demand:
+    /// their large memory reservation lets the decoder run without bounds checks.
+    pub pooled_capture_instances: Option<u32>,
 }
 
 impl Default for Limits {
@@ -88,14 +95,18 @@ impl Default for Limits {
             render_memory_bytes: 256 << 20,
             capture_deadline: Duration::from_secs(1),
             render_deadline: Duration::from_secs(10),
+            pooled_capture_instances: None,
         }
     }
 }
 
 /// The engine, the compiled component and the linker: build once, instantiate per stream.
 pub struct Runtime {
+    /// Engine of render instances (and of capture instances unless they are pooled).
     engine: Engine,
     pre: bindings::SnapperPre<HostState>,
+    /// Engine and pre-instantiated component of pooled capture instances, if pooled.
+    capture: Option<(Engine, bindings::SnapperPre<HostState>)>,
     limits: Limits,
     ticker_stop: Arc<AtomicBool>,
 }
@@ -113,26 +124,50 @@ impl Runtime {
         config.epoch_interruption(true);
         config.wasm_component_model(true);
         let engine = Engine::new(&config)?;
-        let component = Component::new(&engine, GUEST_WASM)
-            .map_err(anyhow::Error::from)
-            .context("compiling the livesnap guest component")?;
-        let mut linker = Linker::<HostState>::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
-        let pre = bindings::SnapperPre::new(linker.instantiate_pre(&component)?)?;
+        let pre = instantiate_pre(&engine)?;
+        let capture = match limits.pooled_capture_instances {
+            None => None,
+            Some(n) => {
+                // Slots sized for the capture memory cap; each instance of our component has one
+                // main module plus a few wit-component shims.
+                let mut pool = PoolingAllocationConfig::default();
+                pool.total_component_instances(n)
+                    .total_core_instances(n.saturating_mul(6))
+                    .total_memories(n.saturating_mul(2))
+                    .total_tables(n.saturating_mul(4))
+                    .total_stacks(n)
+                    .max_memory_size(limits.capture_memory_bytes);
+                let mut config = config.clone();
+                config
+                    .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
+                    .memory_reservation(limits.capture_memory_bytes as u64)
+                    .memory_guard_size(64 << 10);
+                let engine = Engine::new(&config)
+                    .map_err(anyhow::Error::from)
+                    .context("configuring the pooled capture engine")?;
+                let pre = instantiate_pre(&engine)?;
+                Some((engine, pre))
+            }
+        };
         let ticker_stop = Arc::new(AtomicBool::new(false));
-        let (ticker_engine, stop) = (engine.clone(), ticker_stop.clone());
+        let mut engines = vec![engine.clone()];
+        engines.extend(capture.as_ref().map(|(e, _)| e.clone()));
+        let stop = ticker_stop.clone();
         std::thread::Builder::new()
             .name("livesnap-epoch".into())
             .spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
                     std::thread::sleep(EPOCH_TICK);
-                    ticker_engine.increment_epoch();
+                    for engine in &engines {
+                        engine.increment_epoch();
+                    }
                 }
             })
             .context("starting the epoch ticker thread")?;
         Ok(Runtime {
             engine,
             pre,
+            capture,
             limits,
             ticker_stop,
         })
@@ -143,7 +178,7 @@ impl Runtime {
         &self.limits
     }
 
-    fn new_store(&self, max_memory_bytes: usize) -> Store<HostState> {
+    fn new_store(&self, engine: &Engine, max_memory_bytes: usize) -> Store<HostState> {
         let stderr = MemoryOutputPipe::new(STDERR_CAPTURE_BYTES);
         let wasi = WasiCtxBuilder::new()
             .stderr(stderr.clone())
@@ -162,7 +197,7 @@ impl Runtime {
             },
             stderr,
         };
-        let mut store = Store::new(&self.engine, state);
+        let mut store = Store::new(engine, state);
         store.limiter(|s| &mut s.limiter);
         store
     }
@@ -173,10 +208,13 @@ impl Runtime {
         info: &SessionInfo,
         settings: &Settings,
     ) -> anyhow::Result<Result<CaptureInstance, Failure>> {
-        let mut store = self.new_store(self.limits.capture_memory_bytes);
+        let (engine, pre) = match &self.capture {
+            Some((engine, pre)) => (engine, pre),
+            None => (&self.engine, &self.pre),
+        };
+        let mut store = self.new_store(engine, self.limits.capture_memory_bytes);
         store.set_epoch_deadline(ticks(self.limits.capture_deadline));
-        let snapper = self
-            .pre
+        let snapper = pre
             .instantiate(&mut store)
             .map_err(anyhow::Error::from)
             .context("instantiating a capture instance")?;
@@ -205,7 +243,7 @@ impl Runtime {
     }
 
     fn new_render_store(&self) -> anyhow::Result<(Store<HostState>, bindings::Snapper)> {
-        let mut store = self.new_store(self.limits.render_memory_bytes);
+        let mut store = self.new_store(&self.engine, self.limits.render_memory_bytes);
         store.set_epoch_deadline(ticks(self.limits.render_deadline));
         let snapper = self
             .pre
@@ -214,6 +252,18 @@ impl Runtime {
             .context("instantiating a render instance")?;
         Ok((store, snapper))
     }
+}
+
+/// Compile the embedded component for `engine` and resolve its imports (WASI only).
+fn instantiate_pre(engine: &Engine) -> anyhow::Result<bindings::SnapperPre<HostState>> {
+    let component = Component::new(engine, GUEST_WASM)
+        .map_err(anyhow::Error::from)
+        .context("compiling the livesnap guest component")?;
+    let mut linker = Linker::<HostState>::new(engine);
+    wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+    Ok(bindings::SnapperPre::new(
+        linker.instantiate_pre(&component)?,
+    )?)
 }
 
 /// A stream's capture session inside its own store.

@@ -75,8 +75,8 @@ pub struct StorageConfig {
     /// s3: session token for temporary credentials (default `AWS_SESSION_TOKEN`).
     #[serde(default)]
     pub session_token: Option<String>,
-    /// s3: allow a plain `http://` endpoint. Default: true exactly when `endpoint` is written
-    /// with `http://`.
+    /// s3: allow a plain `http://` endpoint. Default: true when the endpoint is written with
+    /// `http://` (or `AWS_ALLOW_HTTP=true`), else false.
     #[serde(default)]
     pub allow_http: Option<bool>,
     /// s3: virtual-hosted-style requests (`bucket.host/key`) instead of path-style
@@ -379,13 +379,14 @@ impl S3Storage {
         let plain_http = endpoint
             .as_deref()
             .is_some_and(|e| e.starts_with("http://"));
-        let mut client = ClientOptions::new()
+        // These client options replace any read from the environment, so honour AWS_ALLOW_HTTP
+        // here.
+        let env_allow_http = std::env::var("AWS_ALLOW_HTTP")
+            .is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1");
+        let client = ClientOptions::new()
             .with_timeout(Duration::from_millis(cfg.request_timeout_ms))
-            .with_connect_timeout(Duration::from_millis(cfg.connect_timeout_ms));
-        // Only touch allow_http when we have an opinion, so AWS_ALLOW_HTTP still works.
-        if let Some(allow) = cfg.allow_http.or(plain_http.then_some(true)) {
-            client = client.with_allow_http(allow);
-        }
+            .with_connect_timeout(Duration::from_millis(cfg.connect_timeout_ms))
+            .with_allow_http(cfg.allow_http.unwrap_or(plain_http || env_allow_http));
         builder = builder
             .with_client_options(client)
             .with_virtual_hosted_style_request(cfg.virtual_hosted_style)
@@ -450,9 +451,26 @@ impl S3Storage {
         client
             .put_opts(&path, PutPayload::from(jpeg), opts)
             .await
-            .with_context(|| format!("uploading {where_}"))?;
+            .map_err(|e| anyhow::anyhow!("uploading {where_}: {}", concise(&e)))?;
         Ok(())
     }
+}
+
+/// An `object_store` error in one line: its own message and, when that does not already say it,
+/// the root cause (e.g. "Connection refused"). Its `Display` repeats the chain, and callers
+/// print `{:#}`, so the chain is not kept as sources.
+fn concise(e: &object_store::Error) -> String {
+    let mut text = e.to_string();
+    let mut root: &dyn std::error::Error = e;
+    while let Some(source) = root.source() {
+        root = source;
+    }
+    let cause = root.to_string();
+    if !text.contains(&cause) {
+        text.push_str(": ");
+        text.push_str(&cause);
+    }
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 #[cfg(test)]

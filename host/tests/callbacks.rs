@@ -162,6 +162,40 @@ fn write_fast_config(dir: &std::path::Path) -> std::path::PathBuf {
     path
 }
 
+/// The Rust receiver snippet of README "Callbacks over HTTP", verbatim, so it keeps compiling
+/// and keeps agreeing with what livesnap sends.
+mod readme {
+    use hmac::{Hmac, KeyInit, Mac};
+    use sha2::Sha256;
+
+    /// `Ok` to process the callback, `Err` to answer 401. `now_s`: the receiver's Unix time.
+    pub fn verify(
+        secret: &[u8],
+        ts: &str,
+        sig: &str,
+        body: &[u8],
+        now_s: u64,
+    ) -> Result<(), &'static str> {
+        let sent_s: u64 = ts.parse().map_err(|_| "bad timestamp")?;
+        if now_s.abs_diff(sent_s) > 300 {
+            return Err("stale timestamp");
+        }
+        for hex_tag in sig.split(',').filter_map(|s| s.trim().strip_prefix("v1=")) {
+            let Ok(tag) = hex::decode(hex_tag) else {
+                continue;
+            };
+            let mut mac = Hmac::<Sha256>::new_from_slice(secret).map_err(|_| "bad key")?;
+            mac.update(ts.as_bytes());
+            mac.update(b".");
+            mac.update(body);
+            if mac.verify_slice(&tag).is_ok() {
+                return Ok(()); // constant-time comparison
+            }
+        }
+        Err("bad signature")
+    }
+}
+
 #[test]
 fn replay_delivers_every_callback_through_a_flaky_receiver() {
     let receiver = Receiver::start(flaky);
@@ -206,8 +240,29 @@ fn replay_delivers_every_callback_through_a_flaky_receiver() {
     let accepted = receiver.accepted();
     let bodies: Vec<String> = accepted.iter().map(|r| r.body.clone()).collect();
     assert_eq!(bodies, written);
+    let now_s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     for req in &accepted {
         check_signature(SECRET, req);
+        let (ts, sig) = (
+            req.header("x-livesnap-timestamp").unwrap(),
+            req.header("x-livesnap-signature").unwrap(),
+        );
+        let body = req.body.as_bytes();
+        assert_eq!(
+            readme::verify(SECRET.as_bytes(), ts, sig, body, now_s),
+            Ok(())
+        );
+        assert_eq!(
+            readme::verify(b"wrong", ts, sig, body, now_s),
+            Err("bad signature")
+        );
+        assert_eq!(
+            readme::verify(SECRET.as_bytes(), ts, sig, body, now_s + 301),
+            Err("stale timestamp")
+        );
     }
     let expected = [("live/baseline_360p/1700000000000-7".to_string(), 5)].into();
     assert_in_order_per_stream(&receiver, &expected);

@@ -259,7 +259,7 @@ fn a_wrong_secret_gives_upload_failed_callbacks_and_the_replay_goes_on() {
     let stderr = text(&o.stderr);
     assert!(o.status.success(), "{stderr}");
     assert!(stderr.contains("0 captures stored, 2 failed"), "{stderr}");
-    assert_all_upload_failed(&text(&o.stdout), "403");
+    assert_all_upload_failed(&text(&o.stdout), "403 Forbidden");
     assert!(keys_in(&dir.join("s3"), "shots").is_empty());
     std::fs::remove_dir_all(dir).unwrap();
 }
@@ -298,6 +298,7 @@ fn an_unreachable_endpoint_is_retried_a_bounded_number_of_times_then_fails() {
     assert!(o.status.success(), "{stderr}");
     assert!(started.elapsed() < std::time::Duration::from_secs(30));
     assert_all_upload_failed(&text(&o.stdout), "after 2 retries");
+    assert!(stderr.contains("Connection refused"), "{stderr}");
     std::fs::remove_dir_all(dir).unwrap();
 }
 
