@@ -31,8 +31,15 @@ struct ServeArgs {
     config: PathBuf,
 }
 
+/// `livesnap replay` arguments, boxed: they are many beside the other subcommands'.
 #[derive(Debug, Args)]
 struct ReplayArgs {
+    #[command(flatten)]
+    flags: Box<ReplayFlags>,
+}
+
+#[derive(Debug, Args)]
+struct ReplayFlags {
     /// The FLV file to replay.
     #[arg(required_unless_present = "resume_only")]
     file: Option<PathBuf>,
@@ -132,6 +139,7 @@ pub fn run(cli: Cli) -> ExitCode {
 }
 
 fn replay_command(args: ReplayArgs) -> anyhow::Result<()> {
+    let args = *args.flags;
     let file = match &args.config {
         Some(path) => replay::ReplayConfigFile::load(path)?,
         None => replay::ReplayConfigFile::default(),
@@ -221,7 +229,7 @@ enum StorageKindArg {
 /// The replay's storage: the config file's `[storage]`, overridden by flags. Mixing fs and S3
 /// settings is an input error (exit 2), so a typo never silently writes to the wrong place.
 fn replay_storage(
-    args: &ReplayArgs,
+    args: &ReplayFlags,
     from_file: Option<crate::storage::StorageConfig>,
 ) -> anyhow::Result<crate::storage::StorageConfig> {
     use crate::storage::{StorageConfig, StorageKind};

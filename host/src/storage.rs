@@ -337,7 +337,7 @@ impl FsStorage {
 #[derive(Clone)]
 pub struct S3Storage {
     /// Everything but the bucket name.
-    builder: AmazonS3Builder,
+    builder: Arc<AmazonS3Builder>,
     /// Endpoint, for messages (`None`: AWS).
     endpoint: Option<String>,
     clients: Arc<Mutex<HashMap<String, Arc<AmazonS3>>>>,
@@ -406,7 +406,7 @@ impl S3Storage {
             .build()
             .context("invalid S3 storage settings")?;
         Ok(S3Storage {
-            builder,
+            builder: Arc::new(builder),
             endpoint,
             clients: Arc::new(Mutex::new(HashMap::new())),
         })
@@ -422,8 +422,7 @@ impl S3Storage {
             return Ok(client.clone());
         }
         let client = Arc::new(
-            self.builder
-                .clone()
+            AmazonS3Builder::clone(&self.builder)
                 .with_bucket_name(bucket)
                 .build()
                 .with_context(|| format!("configuring S3 bucket {bucket:?}"))?,

@@ -163,6 +163,9 @@ impl fmt::Debug for Target {
     }
 }
 
+/// One ordering key's spooled entries, head first, with their spool ids.
+type Lane = VecDeque<(u64, Arc<Entry>)>;
+
 /// Handle on the spool and its delivery tasks: cheap to clone, `Send + Sync`.
 #[derive(Clone)]
 pub struct Callbacks {
@@ -178,7 +181,7 @@ struct Inner {
     backoff_max: Duration,
     in_flight: Semaphore,
     /// Pending entries per ordering key; a key is present exactly while its lane task runs.
-    lanes: Mutex<HashMap<String, VecDeque<(u64, Arc<Entry>)>>>,
+    lanes: Mutex<HashMap<String, Lane>>,
     /// Serialises enqueues so ids (spool order) and lane order agree.
     enqueue_lock: tokio::sync::Mutex<()>,
     /// Spooled entries not yet delivered or final.
