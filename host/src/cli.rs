@@ -22,6 +22,33 @@ enum Command {
     Replay(ReplayArgs),
     /// Run the live service: RTMP ingest, HTTP-FLV pulls, tenants, storage, callbacks, HTTP.
     Serve(ServeArgs),
+    /// Load test: N concurrent real-time streams through the service's in-process path.
+    Loadtest(LoadArgs),
+}
+
+#[derive(Debug, Args)]
+struct LoadArgs {
+    /// Concurrent streams.
+    #[arg(long, default_value_t = 100)]
+    streams: usize,
+    /// Fixture each stream replays in real time, looped.
+    #[arg(long, default_value = "fixtures/high_720p.flv")]
+    fixture: PathBuf,
+    /// Capture interval, seconds.
+    #[arg(long, default_value_t = 20)]
+    interval: u32,
+    /// Duration of the load, seconds.
+    #[arg(long, default_value_t = 60)]
+    duration: u64,
+    /// Spread stream starts over this many seconds (default: the interval).
+    #[arg(long)]
+    stagger: Option<u64>,
+    /// Render workers (default: cores).
+    #[arg(long)]
+    render_workers: Option<usize>,
+    /// Progress line every N seconds.
+    #[arg(long, default_value_t = 10)]
+    report_every: u64,
 }
 
 #[derive(Debug, Args)]
@@ -124,6 +151,7 @@ struct ReplayFlags {
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Serve(args) => serve_command(&args),
+        Command::Loadtest(args) => loadtest_command(args),
         Command::Replay(args) => match replay_command(args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -333,6 +361,30 @@ fn serve_command(args: &ServeArgs) -> ExitCode {
         );
         server.run(crate::serve::shutdown_signal()).await
     });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("livesnap: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn loadtest_command(args: LoadArgs) -> ExitCode {
+    let opts = crate::loadtest::LoadOptions {
+        streams: args.streams,
+        fixture: args.fixture,
+        interval_s: args.interval,
+        duration_s: args.duration,
+        stagger_s: args.stagger.unwrap_or(u64::from(args.interval)),
+        render_workers: args.render_workers,
+        report_every_s: args.report_every.max(1),
+    };
+    let result = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|rt| rt.block_on(crate::loadtest::run(opts)));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -14,6 +14,7 @@ pub mod cli;
 pub mod config;
 pub mod http;
 pub mod ingest;
+pub mod loadtest;
 pub mod replay;
 pub mod runtime;
 pub mod serve;

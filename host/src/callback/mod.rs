@@ -182,8 +182,9 @@ struct Inner {
     in_flight: Semaphore,
     /// Pending entries per ordering key; a key is present exactly while its lane task runs.
     lanes: Mutex<HashMap<String, Lane>>,
-    /// Serialises enqueues so ids (spool order) and lane order agree.
-    enqueue_lock: tokio::sync::Mutex<()>,
+    /// Held across "append to the spool, queue on the lane", so ids (spool order) and lane order
+    /// agree even when enqueues race.
+    order: Mutex<()>,
     /// Spooled entries not yet delivered or final.
     depth: watch::Sender<u64>,
     delivered: AtomicU64,
@@ -214,7 +215,7 @@ impl Callbacks {
             backoff_max: Duration::from_millis(cfg.backoff_max_ms),
             in_flight: Semaphore::new(cfg.max_in_flight),
             lanes: Mutex::new(HashMap::new()),
-            enqueue_lock: tokio::sync::Mutex::new(()),
+            order: Mutex::new(()),
             depth: watch::Sender::new(0),
             delivered: AtomicU64::new(0),
             dead_lettered: AtomicU64::new(0),
@@ -257,14 +258,17 @@ impl Callbacks {
             body,
             enqueued_ms: now_ms(),
         });
-        let _order = self.inner.enqueue_lock.lock().await;
-        let spool = self.inner.spool.clone();
-        let to_write = entry.clone();
-        let id = tokio::task::spawn_blocking(move || spool.append(&to_write))
-            .await
-            .context("the spool-writing task failed")??;
-        self.push(id, entry);
-        Ok(())
+        // Append and queue in one blocking task: if this future is dropped half-way, an entry
+        // that reached the spool is still queued for delivery now, not only after a restart.
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let _order = lock(&this.inner.order);
+            let id = this.inner.spool.append(&entry)?;
+            this.push(id, entry);
+            anyhow::Ok(())
+        })
+        .await
+        .context("the spool-writing task failed")?
     }
 
     /// Spooled callbacks not yet delivered or final (including ones resumed from a previous run).

@@ -81,12 +81,8 @@ impl Spool {
         let mut out = Vec::new();
         for row in table.iter()? {
             let (id, bytes) = row?;
-            let entry = serde_json::from_slice(bytes.value()).map_err(|e| {
-                format!(
-                    "unreadable spool entry ({e}): {}",
-                    String::from_utf8_lossy(bytes.value())
-                )
-            });
+            let entry = serde_json::from_slice(bytes.value())
+                .map_err(|e| format!("unreadable spool entry ({e}): {}", redacted(bytes.value())));
             out.push((id.value(), entry));
         }
         Ok(out)
@@ -115,6 +111,20 @@ impl Spool {
         txn.commit()
             .with_context(|| format!("committing to callback spool {}", self.path.display()))?;
         Ok(())
+    }
+}
+
+/// The text of an unreadable entry without its signing secret, for the dead-letter file.
+fn redacted(bytes: &[u8]) -> String {
+    match serde_json::from_slice::<serde_json::Value>(bytes) {
+        Ok(mut value) => {
+            if let Some(obj) = value.as_object_mut() {
+                obj.remove("secret");
+            }
+            value.to_string()
+        }
+        // Not JSON at all: nothing recognisable as a secret field, keep the text.
+        Err(_) => String::from_utf8_lossy(bytes).into_owned(),
     }
 }
 
@@ -187,6 +197,11 @@ mod tests {
         assert!(spool.load().unwrap().is_empty());
         assert_eq!(spool.append(&entry("a", 9)).unwrap(), 4);
         drop(spool);
+        let text = redacted(br#"{"url":"http://h","secret":"s3cr3t","body":7}"#);
+        assert!(
+            !text.contains("s3cr3t") && text.contains(r#""url":"http://h""#),
+            "{text}"
+        );
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

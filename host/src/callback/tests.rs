@@ -188,7 +188,8 @@ fn expired_callbacks_go_to_the_dead_letter_file() {
         .collect();
     bodies.sort();
     assert_eq!(bodies, [body("a", 1), body("b", 1)]);
-    // Dead letters left the spool.
+    // Dead letters left the spool. (Dropping the runtime ends its tasks, which close the spool.)
+    drop(rt);
     let rt = runtime();
     rt.block_on(async {
         assert_eq!(Callbacks::open(&cfg).await.unwrap().queue_depth(), 0);

@@ -31,6 +31,11 @@ pub struct Metrics {
     render_buckets: [AtomicU64; 10],
     render_count: AtomicU64,
     render_sum_us: AtomicU64,
+    latency_buckets: [AtomicU64; 10],
+    latency_count: AtomicU64,
+    latency_sum_us: AtomicU64,
+    /// Every capture latency in µs, kept only when a load test asks for exact percentiles.
+    latency_samples: std::sync::Mutex<Option<Vec<u32>>>,
 }
 
 impl Metrics {
@@ -60,6 +65,40 @@ impl Metrics {
         self.render_count.fetch_add(1, Ordering::Relaxed);
         self.render_sum_us
             .fetch_add(d.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    /// Record one capture's latency: from its I-frame's arrival to its callback being queued.
+    pub fn capture_latency(&self, d: Duration) {
+        let s = d.as_secs_f64();
+        for (bucket, bound) in self.latency_buckets.iter().zip(RENDER_BUCKETS_S) {
+            if s <= bound {
+                bucket.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.latency_count.fetch_add(1, Ordering::Relaxed);
+        self.latency_sum_us
+            .fetch_add(d.as_micros() as u64, Ordering::Relaxed);
+        if let Ok(mut samples) = self.latency_samples.lock()
+            && let Some(samples) = samples.as_mut()
+        {
+            samples.push(u32::try_from(d.as_micros()).unwrap_or(u32::MAX));
+        }
+    }
+
+    /// Start keeping every latency sample (load tests).
+    pub fn keep_latency_samples(&self) {
+        if let Ok(mut samples) = self.latency_samples.lock() {
+            samples.get_or_insert_with(Vec::new);
+        }
+    }
+
+    /// The latency samples kept so far, µs.
+    pub fn latency_samples(&self) -> Vec<u32> {
+        self.latency_samples
+            .lock()
+            .ok()
+            .and_then(|s| s.clone())
+            .unwrap_or_default()
     }
 
     /// The Prometheus text exposition, with the gauges the caller reads at scrape time.

@@ -31,47 +31,14 @@ pub struct Server {
 impl Server {
     /// Build everything and bind the listeners (port 0 picks a free port).
     pub async fn bind(config: Config) -> anyhow::Result<Server> {
-        let runtime = Arc::new(Runtime::new(config.limits.runtime_limits())?);
-        let metrics = Arc::new(metrics::Metrics::default());
-        let pool = render_pool::RenderPool::start(
-            runtime.clone(),
-            metrics.clone(),
-            config.limits.render_workers,
-            config.limits.render_queue,
-        )?;
-        let storage_config = match &config.storage {
-            Some(s) => s.clone(),
-            None => toml::from_str::<StorageConfig>("").context("default [storage]")?,
-        };
-        let storage = Storage::from_config(&storage_config)?;
-        let delivery = match &config.callbacks {
-            Some(c) => c.clone(),
-            None => toml::from_str("").context("default [callbacks]")?,
-        };
-        let callbacks = Callbacks::open(&delivery).await?;
         let rtmp = TcpListener::bind(config.server.rtmp)
             .await
             .with_context(|| format!("cannot listen for RTMP on {}", config.server.rtmp))?;
         let http = TcpListener::bind(config.server.http)
             .await
             .with_context(|| format!("cannot listen for HTTP on {}", config.server.http))?;
-        let public_url = config.server.public_url.clone().unwrap_or_else(|| {
-            format!(
-                "http://{}",
-                http.local_addr().map_or(config.server.http, |a| a)
-            )
-        });
-        let ctx = Arc::new(ServeCtx {
-            config,
-            runtime,
-            pool,
-            storage,
-            callbacks,
-            metrics,
-            live: Default::default(),
-            tracker: TaskTracker::new(),
-            public_url: public_url.trim_end_matches('/').to_owned(),
-        });
+        let http_addr = http.local_addr().unwrap_or(config.server.http);
+        let ctx = build_ctx(config, http_addr).await?;
         Ok(Server { ctx, rtmp, http })
     }
 
@@ -142,6 +109,44 @@ impl Server {
         tracing::info!("livesnap stopped");
         Ok(())
     }
+}
+
+/// Everything streams share, without listeners: used by [`Server::bind`] and the load test.
+pub async fn build_ctx(config: Config, http_addr: SocketAddr) -> anyhow::Result<Arc<ServeCtx>> {
+    let runtime = Arc::new(Runtime::new(config.limits.runtime_limits())?);
+    let metrics = Arc::new(metrics::Metrics::default());
+    let pool = render_pool::RenderPool::start(
+        runtime.clone(),
+        metrics.clone(),
+        config.limits.render_workers,
+        config.limits.render_queue,
+    )?;
+    let storage_config = match &config.storage {
+        Some(s) => s.clone(),
+        None => toml::from_str::<StorageConfig>("").context("default [storage]")?,
+    };
+    let storage = Storage::from_config(&storage_config)?;
+    let delivery = match &config.callbacks {
+        Some(c) => c.clone(),
+        None => toml::from_str("").context("default [callbacks]")?,
+    };
+    let callbacks = Callbacks::open(&delivery).await?;
+    let public_url = config
+        .server
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{http_addr}"));
+    Ok(Arc::new(ServeCtx {
+        config,
+        runtime,
+        pool,
+        storage,
+        callbacks,
+        metrics,
+        live: Default::default(),
+        tracker: TaskTracker::new(),
+        public_url: public_url.trim_end_matches('/').to_owned(),
+    }))
 }
 
 /// Resolves on SIGINT or SIGTERM.

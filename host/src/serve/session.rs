@@ -16,7 +16,7 @@ use bytes::Bytes;
 use hmac::{KeyInit, Mac};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
@@ -239,9 +239,9 @@ impl StreamSession {
             Action::None => {}
             Action::Refused(body) => {
                 self.ctx.metrics.capture(code_of(&body));
-                self.spawn_callback(body);
+                self.spawn_callback(body, Instant::now());
             }
-            Action::Capture(shot) => self.spawn_capture(shot),
+            Action::Capture(shot) => self.spawn_capture(shot, Instant::now()),
         }
         Ok(())
     }
@@ -251,15 +251,17 @@ impl StreamSession {
         &self.name
     }
 
-    fn spawn_callback(&self, body: String) {
+    fn spawn_callback(&self, body: String, arrived: Instant) {
         let (ctx, tenant, name) = (self.ctx.clone(), self.tenant.clone(), self.name.clone());
-        self.ctx.tracker.spawn(
-            async move { deliver(&ctx, &tenant, &name, body).await }.instrument(self.span.clone()),
-        );
+        let task = async move {
+            deliver(&ctx, &tenant, &name, body).await;
+            ctx.metrics.capture_latency(arrived.elapsed());
+        };
+        self.ctx.tracker.spawn(task.instrument(self.span.clone()));
     }
 
-    /// Render, store and report `shot` in the background.
-    fn spawn_capture(&self, shot: Shot) {
+    /// Render, store and report `shot` in the background; `arrived` is when its I-frame came in.
+    fn spawn_capture(&self, shot: Shot, arrived: Instant) {
         let ctx = self.ctx.clone();
         let tenant = self.tenant.clone();
         let name = self.name.clone();
@@ -279,7 +281,10 @@ impl StreamSession {
                 capture.complete(shot.seq, &outcome)
             };
             match body {
-                Ok(Ok(body)) => deliver(&ctx, &tenant, &name, body).await,
+                Ok(Ok(body)) => {
+                    deliver(&ctx, &tenant, &name, body).await;
+                    ctx.metrics.capture_latency(arrived.elapsed());
+                }
                 Ok(Err(f)) => {
                     tracing::error!(seq = shot.seq, cause = %f.text(), "capture refused a shot outcome")
                 }

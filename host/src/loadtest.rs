@@ -1,0 +1,362 @@
+//! `livesnap loadtest`: N concurrent streams through the same in-process path `serve` uses
+//! (sessions with a pooled capture instance each, the render pool, fs storage, durable signed
+//! callbacks POSTed to an in-process receiver), each replaying a fixture in real time, looped,
+//! with staggered starts. Prints throughput, CPU, memory and the latency from an I-frame's arrival
+//! to its callback being queued, plus missed and late captures.
+
+use crate::config::Config;
+use crate::ingest::flv::{DEFAULT_MAX_TAG_BYTES, FlvReader, Tag};
+use crate::serve::session::StreamSession;
+use anyhow::Context;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// Concurrent streams.
+    pub streams: usize,
+    /// The fixture every stream replays (looped).
+    pub fixture: PathBuf,
+    /// Capture interval, seconds.
+    pub interval_s: u32,
+    /// How long the load runs, seconds.
+    pub duration_s: u64,
+    /// Streams start evenly spread over this many seconds.
+    pub stagger_s: u64,
+    /// Render workers (default: cores).
+    pub render_workers: Option<usize>,
+    /// Print a progress line this often, seconds.
+    pub report_every_s: u64,
+}
+
+/// A capture later than this counts as late.
+const LATE: Duration = Duration::from_secs(1);
+
+/// Run the load test and print its report.
+pub async fn run(opts: LoadOptions) -> anyhow::Result<()> {
+    let tags = Arc::new(read_fixture(&opts.fixture)?);
+    let loop_ms = tags.iter().map(|t| t.timestamp_ms).max().unwrap_or(0) + 34;
+    let work = std::env::temp_dir().join(format!("livesnap-loadtest-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&work);
+    let receiver = Receiver::start().await?;
+    let workers = opts
+        .render_workers
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let config = Config::parse(
+        &format!(
+            "[server]\nhttp = \"127.0.0.1:0\"\n[storage]\nroot = \"{}\"\n[callbacks]\nspool_dir = \"{}\"\n\
+             [limits]\nrender_workers = {workers}\nmax_streams = {}\nrender_queue = {}\n\
+             [[tenant]]\napp = \"load\"\nuniqname = \"load\"\npublish_key = \"k\"\nbucket = \"load\"\n\
+             interval_s = {}\ncallback_url = \"http://{}/cb\"\ncallback_secret = \"load\"\n",
+            work.join("objects").display(),
+            work.join("spool").display(),
+            opts.streams + 8,
+            opts.streams.max(64),
+            opts.interval_s,
+            receiver.addr,
+        ),
+        "loadtest",
+    )?;
+    let ctx = crate::serve::build_ctx(config, "127.0.0.1:0".parse()?).await?;
+    ctx.metrics.keep_latency_samples();
+
+    // Idle memory: sessions that exist but receive nothing.
+    let rss_before = rss_bytes();
+    let idle: Vec<StreamSession> = (0..opts.streams)
+        .map(|i| StreamSession::start(&ctx, "load", &format!("idle{i}")))
+        .collect::<Result<_, _>>()
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let rss_idle = rss_bytes();
+    drop(idle);
+    println!(
+        "idle: {} sessions add {:.1} MiB RSS = {:.0} KiB per stream (capture instance + session state)",
+        opts.streams,
+        (rss_idle.saturating_sub(rss_before)) as f64 / 1048576.0,
+        rss_idle.saturating_sub(rss_before) as f64 / 1024.0 / opts.streams.max(1) as f64
+    );
+
+    let pushed = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let end = started + Duration::from_secs(opts.duration_s);
+    let cpu_start = cpu_seconds();
+    let mut streams = tokio::task::JoinSet::new();
+    for i in 0..opts.streams {
+        let delay =
+            Duration::from_millis(opts.stagger_s * 1000 * i as u64 / opts.streams.max(1) as u64);
+        let (ctx, tags, pushed) = (ctx.clone(), tags.clone(), pushed.clone());
+        streams.spawn(async move {
+            let start = started + delay;
+            tokio::time::sleep_until(start.into()).await;
+            let mut session = match StreamSession::start(&ctx, "load", &format!("s{i}")) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!(cause = %e, "load stream refused");
+                    return Duration::ZERO;
+                }
+            };
+            for lap in 0u32.. {
+                for tag in tags.iter() {
+                    let offset = u64::from(lap) * u64::from(loop_ms) + u64::from(tag.timestamp_ms);
+                    let at = start + Duration::from_millis(offset);
+                    if at >= end {
+                        return end.saturating_duration_since(start);
+                    }
+                    if at > Instant::now() {
+                        tokio::time::sleep_until(at.into()).await;
+                    }
+                    let ts = tag.timestamp_ms.wrapping_add(lap.wrapping_mul(loop_ms));
+                    if session.push(tag.tag_type, ts, &tag.body).is_err() {
+                        return at.saturating_duration_since(start);
+                    }
+                    pushed.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Duration::ZERO
+        });
+    }
+
+    println!(
+        "load: {} streams of {} looped in real time, interval {} s, {} render workers, {} s, starts spread over {} s",
+        opts.streams,
+        opts.fixture.display(),
+        opts.interval_s,
+        workers,
+        opts.duration_s,
+        opts.stagger_s
+    );
+    let mut last = (Instant::now(), 0u64, 0u64, cpu_seconds());
+    let mut peak_rss = 0u64;
+    let mut rss_samples = Vec::new();
+    while Instant::now() < end {
+        tokio::time::sleep(
+            Duration::from_secs(opts.report_every_s)
+                .min(end.saturating_duration_since(Instant::now())),
+        )
+        .await;
+        let now = Instant::now();
+        let tags_now = pushed.load(Ordering::Relaxed);
+        let caps_now = total_captures(&ctx.metrics);
+        let cpu_now = cpu_seconds();
+        let dt = now.duration_since(last.0).as_secs_f64().max(1e-3);
+        let rss = rss_bytes();
+        peak_rss = peak_rss.max(rss);
+        rss_samples.push((now.duration_since(started).as_secs(), rss));
+        let live = ctx.live.lock().map_or(0, |l| l.len());
+        println!(
+            "  t={:>4}s live={live:>5} tags/s={:>8.0} captures/s={:>6.1} cpu={:>5.1}% rss={:>7.1} MiB queue={}",
+            now.duration_since(started).as_secs(),
+            (tags_now - last.1) as f64 / dt,
+            (caps_now - last.2) as f64 / dt,
+            (cpu_now - last.3) / dt * 100.0,
+            rss as f64 / 1048576.0,
+            ctx.callbacks.queue_depth()
+        );
+        last = (now, tags_now, caps_now, cpu_now);
+    }
+    let mut streamed = Vec::new();
+    while let Some(d) = streams.join_next().await {
+        streamed.push(d.unwrap_or_default());
+    }
+    let wall = started.elapsed().as_secs_f64();
+    ctx.tracker.close();
+    let _ = tokio::time::timeout(Duration::from_secs(30), ctx.tracker.wait()).await;
+    let cpu = cpu_seconds() - cpu_start;
+
+    // Expected captures per stream from the rule over its looped I-frames (FLV keyframe flags
+    // of this well-formed fixture), for the stream time it actually ran.
+    let keyframes: Vec<u64> = tags
+        .iter()
+        .filter(|t| {
+            t.tag_type == 9
+                && t.body.first().is_some_and(|b| b >> 4 == 1)
+                && t.body.get(1) == Some(&1)
+        })
+        .map(|t| u64::from(t.timestamp_ms))
+        .collect();
+    let expected: u64 = streamed
+        .iter()
+        .map(|d| {
+            expected_captures(
+                &keyframes,
+                u64::from(loop_ms),
+                d.as_millis() as u64,
+                u64::from(opts.interval_s) * 1000,
+            )
+        })
+        .sum();
+    let mut lat = ctx.metrics.latency_samples();
+    lat.sort_unstable();
+    let pct = |p: f64| {
+        lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0)
+    };
+    let ok = ctx.metrics.captures("OK");
+    let failed = total_captures(&ctx.metrics) - ok;
+    let late = lat
+        .iter()
+        .filter(|&&us| u128::from(us) > LATE.as_micros())
+        .count();
+    let total_tags = pushed.load(Ordering::Relaxed);
+    println!("result:");
+    println!(
+        "  streams {}  tags {}  ({:.0} tags/s)  wall {:.1} s",
+        opts.streams,
+        total_tags,
+        total_tags as f64 / wall,
+        wall
+    );
+    println!(
+        "  captures {} ok, {} failed  ({:.1}/s); expected by the rule {}; missed {}; late (> 1 s) {}",
+        ok,
+        failed,
+        (ok + failed) as f64 / wall,
+        expected,
+        expected.saturating_sub(ok),
+        late
+    );
+    println!(
+        "  latency I-frame -> callback queued: p50 {:.1} ms  p99 {:.1} ms  max {:.1} ms  ({} samples)",
+        f64::from(pct(0.50)) / 1000.0,
+        f64::from(pct(0.99)) / 1000.0,
+        f64::from(lat.last().copied().unwrap_or(0)) / 1000.0,
+        lat.len()
+    );
+    println!(
+        "  cpu {:.1}% of one core ({:.1} core-s)  rss peak {:.1} MiB ({:.0} KiB per stream)",
+        cpu / wall * 100.0,
+        cpu,
+        peak_rss as f64 / 1048576.0,
+        peak_rss as f64 / 1024.0 / opts.streams.max(1) as f64
+    );
+    if rss_samples.len() >= 4 {
+        let half = rss_samples.len() / 2;
+        let first: u64 = rss_samples[..half].iter().map(|s| s.1).max().unwrap_or(0);
+        let second: u64 = rss_samples[half..].iter().map(|s| s.1).max().unwrap_or(0);
+        println!(
+            "  rss drift: max of first half {:.1} MiB, of second half {:.1} MiB",
+            first as f64 / 1048576.0,
+            second as f64 / 1048576.0
+        );
+    }
+    println!(
+        "  callbacks delivered {} (queue {})",
+        receiver.count.load(Ordering::Relaxed),
+        ctx.callbacks.queue_depth()
+    );
+    let _ = std::fs::remove_dir_all(&work);
+    Ok(())
+}
+
+/// Captures the interval rule makes over `stream_ms` of a looped stream whose I-frames are at
+/// `keyframes` within each `loop_ms` lap.
+fn expected_captures(keyframes: &[u64], loop_ms: u64, stream_ms: u64, interval_ms: u64) -> u64 {
+    let mut last: Option<u64> = None;
+    let mut n = 0;
+    for lap in 0.. {
+        for k in keyframes {
+            let t = lap * loop_ms + k;
+            if t >= stream_ms {
+                return n;
+            }
+            if last.is_none_or(|l| t >= l + interval_ms) {
+                last = Some(t);
+                n += 1;
+            }
+        }
+        if keyframes.is_empty() {
+            return 0;
+        }
+    }
+    n
+}
+
+fn total_captures(m: &crate::serve::metrics::Metrics) -> u64 {
+    crate::serve::metrics::CODES
+        .iter()
+        .map(|c| m.captures(c))
+        .sum()
+}
+
+fn read_fixture(path: &std::path::Path) -> anyhow::Result<Vec<Tag>> {
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut reader = FlvReader::new(std::io::BufReader::new(file), DEFAULT_MAX_TAG_BYTES)?;
+    let mut tags = Vec::new();
+    while let Some(tag) = reader.next_tag()? {
+        tags.push(tag);
+    }
+    Ok(tags)
+}
+
+/// Resident set size of this process, bytes (Linux `/proc/self/status`).
+fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// User + system CPU time of this process, seconds (`/proc/self/stat`, 100 ticks/s).
+fn cpu_seconds() -> f64 {
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
+            let rest = s.rsplit_once(')')?.1;
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let utime: f64 = f.get(11)?.parse().ok()?;
+            let stime: f64 = f.get(12)?.parse().ok()?;
+            Some((utime + stime) / 100.0)
+        })
+        .unwrap_or(0.0)
+}
+
+/// An in-process callback receiver that counts POSTs.
+struct Receiver {
+    addr: std::net::SocketAddr,
+    count: Arc<AtomicU64>,
+}
+
+impl Receiver {
+    async fn start() -> anyhow::Result<Receiver> {
+        let count = Arc::new(AtomicU64::new(0));
+        let c = count.clone();
+        let app = axum::Router::new().route(
+            "/cb",
+            axum::routing::post(move |_body: String| {
+                let c = c.clone();
+                async move {
+                    c.fetch_add(1, Ordering::Relaxed);
+                    "ok"
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Ok(Receiver { addr, count })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expected_captures_follow_the_rule_over_laps() {
+        // I-frames every 2 s in a 10 s lap, interval 5 s: 0, 6, 12 (lap 2 at 2), 18, 24.
+        let k = [0, 2000, 4000, 6000, 8000];
+        assert_eq!(expected_captures(&k, 10_000, 25_000, 5000), 5);
+        assert_eq!(expected_captures(&k, 10_000, 1, 5000), 1);
+        assert_eq!(expected_captures(&k, 10_000, 0, 5000), 0);
+        assert_eq!(expected_captures(&[], 10_000, 25_000, 5000), 0);
+    }
+}
