@@ -231,10 +231,9 @@ fn verify_signature(headers: &HeaderMap, body: &str, secret: &str) {
 async fn rtmp_publish_gives_the_same_captures_as_replay() {
     let dir = temp_dir("same");
     let (receiver, cb_addr) = Receiver::start().await;
-    // ffmpeg re-muxes the file for RTMP and may stamp its first message a few ms off the file's,
-    // which moves the session clock's zero; interval 9 s on a 2 s GOP picks the same I-frames
-    // (0 and 10 s) for any such offset under 1 s, where 10 s would sit exactly on the boundary.
-    let server = Running::start(config(&dir, &tenant("live", "shots", Some(cb_addr), 9))).await;
+    // Interval 10 s on a 2 s GOP: the I-frame at 10 s sits exactly on the boundary, so this also
+    // proves RTMP timestamps arrive exact (see `TimestampRepair` in ingest/rtmp.rs).
+    let server = Running::start(config(&dir, &tenant("live", "shots", Some(cb_addr), 10))).await;
     assert!(
         publish(
             &fixture("high_720p.flv"),

@@ -89,10 +89,6 @@ fn a_restart_resumes_what_the_last_run_left_in_the_spool_in_order() {
         assert_eq!(cb.delivered(), 0);
     });
     drop(first);
-    assert!(
-        !receiver.bodies().is_empty(),
-        "the down receiver saw attempts"
-    );
 
     // Second run: receiver up; everything left arrives, in order per stream.
     receiver.status.store(200, Ordering::SeqCst);

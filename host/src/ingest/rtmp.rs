@@ -57,7 +57,45 @@ pub async fn serve(
 struct Handler {
     ctx: Arc<ServeCtx>,
     peer: SocketAddr,
-    sessions: HashMap<u32, StreamSession>,
+    sessions: HashMap<u32, Publish>,
+}
+
+/// One published stream: its session and the timestamp repair of its audio and video.
+struct Publish {
+    session: StreamSession,
+    video: TimestampRepair,
+    audio: TimestampRepair,
+}
+
+/// Restores timestamps that scuffle-rtmp 0.2.3 gets wrong. RTMP 1.0 §5.3.1.2.4: a Type 3 chunk
+/// that starts a new message repeats the previous message's timestamp *delta*; scuffle repeats
+/// the previous *timestamp* instead, and every later delta builds on that, so the stream falls
+/// one frame behind each time (seen with ffmpeg, which sends Type 3 headers for same-size frames
+/// at a constant delta). Such a message carries the previous message's timestamp and length
+/// exactly (Type 3 repeats the header); two real consecutive video frames never share a
+/// timestamp. On that signature add the last delta, and keep the correction for what follows.
+#[derive(Debug, Default)]
+struct TimestampRepair {
+    /// Timestamp and length of the previous message as scuffle reported them.
+    prev: Option<(u32, usize)>,
+    /// The last non-zero delta seen.
+    delta: u32,
+    /// Accumulated correction.
+    offset: u32,
+}
+
+impl TimestampRepair {
+    fn repair(&mut self, raw: u32, len: usize) -> u32 {
+        if let Some((prev_raw, prev_len)) = self.prev {
+            if raw == prev_raw && len == prev_len && self.delta > 0 {
+                self.offset = self.offset.wrapping_add(self.delta);
+            } else if raw > prev_raw {
+                self.delta = raw - prev_raw;
+            }
+        }
+        self.prev = Some((raw, len));
+        raw.wrapping_add(self.offset)
+    }
 }
 
 /// Split `name?query` and find `key=` in the query (in the stream name, or in the app as some
@@ -113,7 +151,14 @@ impl SessionHandler for Handler {
         match StreamSession::start(&self.ctx, app, stream) {
             Ok(session) => {
                 tracing::info!(peer = %self.peer, %app, %stream, "publish accepted");
-                self.sessions.insert(stream_id, session);
+                self.sessions.insert(
+                    stream_id,
+                    Publish {
+                        session,
+                        video: TimestampRepair::default(),
+                        audio: TimestampRepair::default(),
+                    },
+                );
                 Ok(())
             }
             Err(why) => Err(self.refuse(app, stream, &why)),
@@ -131,14 +176,19 @@ impl SessionHandler for Handler {
         stream_id: u32,
         data: SessionData,
     ) -> Result<(), ServerSessionError> {
-        let Some(session) = self.sessions.get_mut(&stream_id) else {
+        let Some(publish) = self.sessions.get_mut(&stream_id) else {
             return Ok(());
         };
         let (tag_type, timestamp, body) = match &data {
-            SessionData::Video { timestamp, data } => (9, *timestamp, data),
-            SessionData::Audio { timestamp, data } => (8, *timestamp, data),
+            SessionData::Video { timestamp, data } => {
+                (9, publish.video.repair(*timestamp, data.len()), data)
+            }
+            SessionData::Audio { timestamp, data } => {
+                (8, publish.audio.repair(*timestamp, data.len()), data)
+            }
             SessionData::Amf0 { timestamp, data } => (18, *timestamp, data),
         };
+        let session = &mut publish.session;
         if body.len() > self.ctx.config.limits.max_tag_bytes {
             tracing::warn!(peer = %self.peer, stream = %session.name(), bytes = body.len(), "tag over max_tag_bytes: stream stopped");
             self.sessions.remove(&stream_id);
@@ -156,6 +206,22 @@ impl SessionHandler for Handler {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn type3_new_messages_get_their_delta_back() {
+        let mut r = TimestampRepair::default();
+        // Seq header and IDR both at 0 (same timestamp, different sizes): untouched.
+        assert_eq!(r.repair(0, 46), 0);
+        assert_eq!(r.repair(0, 10821), 0);
+        assert_eq!(r.repair(40, 490), 40);
+        assert_eq!(r.repair(80, 213), 80);
+        // scuffle repeats 80 for a Type 3 message of the same size: it is really 120 ...
+        assert_eq!(r.repair(80, 213), 120);
+        // ... and everything after is one delta behind.
+        assert_eq!(r.repair(120, 188), 160);
+        assert_eq!(r.repair(120, 188), 200);
+        assert_eq!(r.repair(160, 100), 240);
+    }
 
     #[test]
     fn keys_come_from_the_stream_or_the_app_query() {

@@ -42,6 +42,11 @@ impl Server {
         Ok(Server { ctx, rtmp, http })
     }
 
+    /// The shared service state (tests and the load test drive sessions through it).
+    pub fn ctx(&self) -> Arc<ServeCtx> {
+        self.ctx.clone()
+    }
+
     /// The RTMP listen address.
     pub fn rtmp_addr(&self) -> SocketAddr {
         self.rtmp

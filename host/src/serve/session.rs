@@ -210,6 +210,7 @@ impl StreamSession {
         if self.failed {
             anyhow::bail!("stream {} has failed", self.name);
         }
+        tracing::trace!(tag_type, timestamp_ms, bytes = body.len(), "tag");
         let result = {
             let mut capture = self
                 .capture
