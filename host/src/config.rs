@@ -437,36 +437,36 @@ stream = "cam1"
             (
                 "interval_s = 10",
                 "interval_s = 0",
-                ":13:",
+                ":11:",
                 "interval_s",
                 "1..=3600",
             ),
-            ("quality = 8", "quality = 11", ":15:", "quality", "1..=10"),
+            ("quality = 8", "quality = 11", ":13:", "quality", "1..=10"),
             (
                 "bucket = \"shots\"",
                 "bucket = \"../x\"",
-                ":12:",
+                ":10:",
                 "bucket",
                 "not a valid name",
             ),
             (
                 "shortside = 360",
                 "shortside = 360\nshort_side = 1",
-                ":15:",
+                ":13:",
                 "short_side",
                 "unknown field",
             ),
             (
                 "callback_url = \"http://127.0.0.1:9000/cb\"",
                 "callback_url = \"ftp://x\"",
-                ":16:",
+                ":14:",
                 "callback_url",
                 "not an http",
             ),
             (
                 "stream = \"cam1\"",
                 "stream = \"a/b\"",
-                ":22:",
+                ":20:",
                 "stream",
                 "not a valid name",
             ),
@@ -480,6 +480,44 @@ stream = "cam1"
                 "{to}: {err}"
             );
         }
+    }
+
+    #[test]
+    fn names_that_could_escape_their_prefix_are_refused() {
+        let long = "a".repeat(129);
+        for bad in [
+            "..",
+            ".",
+            "%2e%2e",
+            "a/b",
+            "..\\x",
+            "a\\u0000b",
+            "",
+            " a",
+            &long,
+        ] {
+            for key in [
+                "app = \"live\"\nuniqname",
+                "bucket = \"shots\"",
+                "stream = \"cam1\"",
+            ] {
+                let (name, rest) = key.split_once(" = ").unwrap();
+                let replaced = format!(
+                    "{name} = \"{bad}\"{}",
+                    rest.split_once('"').unwrap().1.split_once('"').unwrap().1
+                );
+                let text = GOOD.replacen(key, &replaced, 1);
+                assert_ne!(text, GOOD);
+                let err = format!("{:#}", Config::parse(&text, "f.toml").unwrap_err());
+                assert!(
+                    err.contains("not a valid name") || err.contains("invalid"),
+                    "{name} = {bad:?}: {err}"
+                );
+            }
+        }
+        assert!(
+            is_valid_name(&"a".repeat(128)) && is_valid_name("cam_1.hd-2") && is_valid_name("...")
+        );
     }
 
     #[test]
