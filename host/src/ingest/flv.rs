@@ -189,10 +189,7 @@ impl FlvPushParser {
             pos = offset + 4;
             self.header_done = true;
         }
-        loop {
-            let Some(head) = self.buf.get(pos..pos + 11) else {
-                break;
-            };
+        while let Some(head) = self.buf.get(pos..pos + 11) {
             let size =
                 usize::from(head[1]) << 16 | usize::from(head[2]) << 8 | usize::from(head[3]);
             if size > self.max_tag_bytes {
