@@ -4,7 +4,7 @@
 
 use livesnap::ingest::flv::{DEFAULT_MAX_TAG_BYTES, FlvReader, Tag};
 use livesnap::replay::{self, ReplayOptions, Summary};
-use livesnap::runtime::{Limits, Runtime};
+use livesnap::runtime::{KeyMode, Limits, Runtime, SessionInfo, Settings};
 use md5::{Digest, Md5};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -44,6 +44,29 @@ pub fn fixture_names() -> Vec<String> {
 pub fn runtime() -> &'static Runtime {
     static RUNTIME: OnceLock<Runtime> = OnceLock::new();
     RUNTIME.get_or_init(|| Runtime::new(Limits::default()).expect("the guest component compiles"))
+}
+
+/// Test settings: sequence keys every `interval_s`, bucket `shots`, tenant `acme`, no scaling.
+pub fn settings(interval_s: u32) -> Settings {
+    Settings {
+        interval_s,
+        mode: KeyMode::Sequence,
+        shortside_px: None,
+        quality: None,
+        bucket: "shots".into(),
+        uniqname: "acme".into(),
+        alterurl: None,
+    }
+}
+
+/// A deterministic session of app `live`, stream `stream`.
+pub fn session_info(stream: &str) -> SessionInfo {
+    SessionInfo {
+        app: "live".into(),
+        stream: stream.into(),
+        push_start_ms: START_MS,
+        session_id: SESSION_ID,
+    }
 }
 
 /// All tags of an FLV file.

@@ -66,7 +66,9 @@ fuzz_target!(|input: &[u8]| {
     let mut header = vec![0x17, 0, 0, 0, 0];
     header.extend_from_slice(CONFIG);
     assert_eq!(
-        session.push_tag(9, 0, &header).expect("real sequence header"),
+        session
+            .push_tag(9, 0, &header)
+            .expect("real sequence header"),
         Action::None
     );
 

@@ -50,7 +50,9 @@ fuzz_target!(|input: &[u8]| {
     let Ok(picture) = decode(config, rest) else {
         return;
     };
-    picture.check_planes().expect("decode returns consistent planes");
+    picture
+        .check_planes()
+        .expect("decode returns consistent planes");
     let shot = render(config, rest, shortside, quality).expect("a decodable unit renders");
     assert!(shot.width >= 1 && shot.width <= picture.width);
     assert!(shot.height >= 1 && shot.height <= picture.height);

@@ -136,6 +136,10 @@ impl AvcConfig {
 /// Parse an SPS NAL unit (with its header byte). A size field the parser finds absurd is a
 /// `LimitExceeded` (the picture is too large), anything else malformed is `DecodeFailed`.
 pub fn parse_sps(nal: &[u8]) -> Result<SeqParameterSet, Failure> {
+    // `RefNal::new` panics on an empty NAL; a record may declare an SPS of length 0.
+    if nal.is_empty() {
+        return Err(Failure::decode("zero-length sps nal unit"));
+    }
     SeqParameterSet::from_bits(RefNal::new(nal, &[], true).rbsp_bits()).map_err(|e| match e {
         SpsError::FieldValueTooLarge { name, value } if name.starts_with("pic_") => Failure::limit(
             format!("sps {name} {value} is too large: the picture exceeds {MAX_PIXELS} pixels"),
@@ -286,6 +290,23 @@ mod tests {
         let err = NalIter::new(&bad, 4).next().unwrap().unwrap_err();
         assert_eq!(err.code, ErrorCode::DecodeFailed);
         assert!(NalIter::new(&[0, 0], 4).next().unwrap().is_err());
+    }
+
+    #[test]
+    fn zero_length_sps_in_config_is_an_error_not_a_panic() {
+        // Found by `cargo fuzz run avc_config` (minimised): a High-profile record whose one SPS
+        // has length 0, then 7 empty PPS. h264-reader's `RefNal::new` panics on an empty NAL.
+        let fuzzed = [
+            0x01, 0x64, 0x00, 0x31, 0xff, 0xe1, 0x00, 0x00, 0x07, 0x00, 0x00, 0x00, 0x00, 0x00,
+            0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+        ];
+        // The same by hand: Baseline, 4-byte lengths, one SPS of 0 bytes, no PPS.
+        let baseline = [0x01, 0x42, 0x00, 0x1e, 0xff, 0xe1, 0x00, 0x00, 0x00];
+        for record in [&fuzzed[..], &baseline[..]] {
+            let err = AvcConfig::parse(record).unwrap_err();
+            assert_eq!(err.code, ErrorCode::DecodeFailed, "{err}");
+        }
+        assert_eq!(parse_sps(&[]).unwrap_err().code, ErrorCode::DecodeFailed);
     }
 
     #[test]

@@ -27,6 +27,7 @@ async fn metrics(State(ctx): State<Arc<ServeCtx>>) -> Response {
         active,
         ctx.callbacks.queue_depth(),
         ctx.callbacks.dead_lettered(),
+        ctx.callbacks.rejected(),
     );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }

@@ -48,13 +48,12 @@ pub async fn run(opts: LoadOptions) -> anyhow::Result<()> {
     let config = Config::parse(
         &format!(
             "[server]\nhttp = \"127.0.0.1:0\"\n[storage]\nroot = \"{}\"\n[callbacks]\nspool_dir = \"{}\"\n\
-             [limits]\nrender_workers = {workers}\nmax_streams = {}\nrender_queue = {}\n\
+             [limits]\nrender_workers = {workers}\nmax_streams = {}\n\
              [[tenant]]\napp = \"load\"\nuniqname = \"load\"\npublish_key = \"k\"\nbucket = \"load\"\n\
              interval_s = {}\ncallback_url = \"http://{}/cb\"\ncallback_secret = \"load\"\n",
             work.join("objects").display(),
             work.join("spool").display(),
             opts.streams + 8,
-            opts.streams.max(64),
             opts.interval_s,
             receiver.addr,
         ),

@@ -12,33 +12,13 @@
     reason = "test code: a failed unwrap is a failed test"
 )]
 
-use livesnap::runtime::{Action, KeyMode, Outcome, SessionInfo, Settings, Shot};
+use livesnap::runtime::{Action, Outcome, Shot};
 use livesnap_tests::{
     START_MS, fixture, fixture_names, options, read_tags, replay_into_temp, runtime,
+    session_info as info, settings,
 };
 use std::process::Command;
 use std::time::{Duration, Instant};
-
-fn settings(interval_s: u32) -> Settings {
-    Settings {
-        interval_s,
-        mode: KeyMode::Sequence,
-        shortside_px: None,
-        quality: None,
-        bucket: "shots".into(),
-        uniqname: "bench".into(),
-        alterurl: None,
-    }
-}
-
-fn info(name: &str) -> SessionInfo {
-    SessionInfo {
-        app: "live".into(),
-        stream: name.into(),
-        push_start_ms: START_MS,
-        session_id: 1,
-    }
-}
 
 /// Every I-frame of a fixture as a shot.
 fn keyframes(name: &str) -> Vec<Shot> {

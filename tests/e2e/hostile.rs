@@ -2,27 +2,19 @@
 //! due frames through the render component. A capture must answer with an error, never trap;
 //! a render may fail (a trap becomes a DecodeFailed outcome) and the next one still works.
 
-use livesnap::runtime::{Action, KeyMode, Outcome, SessionInfo, Settings};
-use livesnap_tests::{START_MS, fixture, read_tags, runtime};
+use livesnap::runtime::{Action, Outcome, Settings};
+use livesnap_tests::{fixture, read_tags, runtime, session_info};
 use proptest::prelude::*;
 
 fn session() -> livesnap::runtime::CaptureInstance {
-    let info = SessionInfo {
-        app: "live".into(),
-        stream: "hostile".into(),
-        push_start_ms: START_MS,
-        session_id: 7,
-    };
     let settings = Settings {
-        interval_s: 1,
-        mode: KeyMode::Sequence,
         shortside_px: Some(120),
-        quality: None,
-        bucket: "shots".into(),
-        uniqname: "acme".into(),
-        alterurl: None,
+        ..livesnap_tests::settings(1)
     };
-    runtime().capture(&info, &settings).unwrap().unwrap()
+    runtime()
+        .capture(&session_info("hostile"), &settings)
+        .unwrap()
+        .unwrap()
 }
 
 /// A mutation of one tag body.

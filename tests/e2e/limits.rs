@@ -2,8 +2,8 @@
 //! picture beyond 8192 px a side or 36 Mpixel gets status-4 `LimitExceeded` callbacks, through the
 //! capture component, and the render component refuses the same input without decoding.
 
-use livesnap::runtime::{Action, ErrorCode, KeyMode, SessionInfo, Settings};
-use livesnap_tests::{START_MS, runtime};
+use livesnap::runtime::{Action, ErrorCode};
+use livesnap_tests::{START_MS, runtime, session_info, settings};
 
 /// A big-endian bit writer with Exp-Golomb codes (ISO/IEC 14496-10 §9.1).
 #[derive(Default)]
@@ -125,22 +125,10 @@ fn nalu_tag(nal: &[u8]) -> Vec<u8> {
 }
 
 fn refused_message(width_mbs: u32, height_mbs: u32) -> String {
-    let info = SessionInfo {
-        app: "live".into(),
-        stream: "huge".into(),
-        push_start_ms: START_MS,
-        session_id: 7,
-    };
-    let settings = Settings {
-        interval_s: 1,
-        mode: KeyMode::Sequence,
-        shortside_px: None,
-        quality: None,
-        bucket: "shots".into(),
-        uniqname: "acme".into(),
-        alterurl: None,
-    };
-    let mut capture = runtime().capture(&info, &settings).unwrap().unwrap();
+    let mut capture = runtime()
+        .capture(&session_info("huge"), &settings(1))
+        .unwrap()
+        .unwrap();
     let header = sequence_header(&sps(width_mbs, height_mbs), &pps());
     match capture.push_tag(9, 0, &header).unwrap() {
         Ok(Action::None) => {}
@@ -205,22 +193,10 @@ fn sps_over_36_megapixels_is_refused_before_decode() {
 fn a_normal_sps_built_the_same_way_is_captured() {
     // Control: the same synthetic stream at 64x48 is due and handed to render, proving the
     // refusals above come from the size alone.
-    let info = SessionInfo {
-        app: "live".into(),
-        stream: "small".into(),
-        push_start_ms: START_MS,
-        session_id: 7,
-    };
-    let settings = Settings {
-        interval_s: 1,
-        mode: KeyMode::Sequence,
-        shortside_px: None,
-        quality: None,
-        bucket: "shots".into(),
-        uniqname: "acme".into(),
-        alterurl: None,
-    };
-    let mut capture = runtime().capture(&info, &settings).unwrap().unwrap();
+    let mut capture = runtime()
+        .capture(&session_info("small"), &settings(1))
+        .unwrap()
+        .unwrap();
     capture
         .push_tag(9, 0, &sequence_header(&sps(4, 3), &pps()))
         .unwrap()

@@ -2,21 +2,10 @@
 //! (`fixtures/ref/<name>.frames.tsv`, MD5 of the raw yuv420p planes), and its JPEG is close to an
 //! independent floating-point conversion of that picture.
 
-use livesnap::runtime::{Action, Frame, KeyMode, Matrix, Outcome, SessionInfo, Settings};
-use livesnap_tests::{START_MS, fixture_names, md5_hex, psnr, read_tags, ref_frames, runtime};
-
-/// Settings that capture every I-frame (interval 1 s; fixtures have GOPs of at least 1 s).
-fn every_iframe() -> Settings {
-    Settings {
-        interval_s: 1,
-        mode: KeyMode::Sequence,
-        shortside_px: None,
-        quality: None,
-        bucket: "shots".into(),
-        uniqname: "acme".into(),
-        alterurl: None,
-    }
-}
+use livesnap::runtime::{Action, Frame, Matrix, Outcome};
+use livesnap_tests::{
+    fixture_names, md5_hex, psnr, read_tags, ref_frames, runtime, session_info, settings,
+};
 
 /// Reference RGB of a decoded frame: BT.601/709, limited/full range, nearest chroma, in f64.
 fn reference_rgb(f: &Frame) -> Vec<u8> {
@@ -71,13 +60,11 @@ fn captured_iframes_decode_bit_exactly_like_ffmpeg_and_jpegs_are_faithful() {
     let mut report = Vec::new();
     for name in fixture_names() {
         let refs = ref_frames(&name);
-        let info = SessionInfo {
-            app: "live".into(),
-            stream: name.clone(),
-            push_start_ms: START_MS,
-            session_id: 7,
-        };
-        let mut capture = rt.capture(&info, &every_iframe()).unwrap().unwrap();
+        // Interval 1 s captures every I-frame (fixtures have GOPs of at least 1 s).
+        let mut capture = rt
+            .capture(&session_info(&name), &settings(1))
+            .unwrap()
+            .unwrap();
         let (mut exact, mut failed, mut worst_psnr) = (0, 0, f64::INFINITY);
         for tag in read_tags(&livesnap_tests::fixture(&name)) {
             let Ok(Action::Capture(shot)) = capture

@@ -3,8 +3,8 @@
 //! against the independent model in `model.rs`.
 
 use crate::model::{ModelTag, expected_captures};
-use livesnap::runtime::{Action, KeyMode, Outcome, SessionInfo, Settings};
-use livesnap_tests::{START_MS, fixture, read_tags, runtime};
+use livesnap::runtime::{Action, Outcome};
+use livesnap_tests::{START_MS, fixture, read_tags, runtime, session_info, settings};
 use proptest::prelude::*;
 use std::sync::OnceLock;
 
@@ -59,18 +59,6 @@ fn frame() -> impl Strategy<Value = Frame> {
     })
 }
 
-fn settings(interval_s: u32) -> Settings {
-    Settings {
-        interval_s,
-        mode: KeyMode::Sequence,
-        shortside_px: None,
-        quality: None,
-        bucket: "shots".into(),
-        uniqname: "acme".into(),
-        alterurl: None,
-    }
-}
-
 proptest! {
     #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
 
@@ -82,8 +70,7 @@ proptest! {
         frames in prop::collection::vec(frame(), 1..120),
     ) {
         let b = bodies();
-        let info = SessionInfo { app: "live".into(), stream: "prop".into(), push_start_ms: START_MS, session_id: 7 };
-        let mut capture = runtime().capture(&info, &settings(interval_s)).unwrap().unwrap();
+        let mut capture = runtime().capture(&session_info("prop"), &settings(interval_s)).unwrap().unwrap();
         let mut model = Vec::new();
         let mut push = |tag_type: u8, ts: u32, body: &[u8], iframe: bool| {
             model.push(ModelTag { video: tag_type == 9, ts, iframe });
@@ -133,13 +120,10 @@ proptest! {
 #[test]
 fn keyframe_flag_is_only_a_hint() {
     let b = bodies();
-    let info = SessionInfo {
-        app: "live".into(),
-        stream: "hint".into(),
-        push_start_ms: START_MS,
-        session_id: 7,
-    };
-    let mut capture = runtime().capture(&info, &settings(1)).unwrap().unwrap();
+    let mut capture = runtime()
+        .capture(&session_info("hint"), &settings(1))
+        .unwrap()
+        .unwrap();
     capture.push_tag(9, 0, &b.seq_header).unwrap().unwrap();
     // A P-frame flagged as keyframe is not captured; an IDR flagged inter is.
     let mut p = b.p.clone();

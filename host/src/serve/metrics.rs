@@ -107,6 +107,7 @@ impl Metrics {
         active_streams: usize,
         callback_queue_depth: u64,
         callbacks_dead_lettered: u64,
+        callbacks_rejected: u64,
     ) -> String {
         let mut out = String::new();
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
@@ -193,6 +194,15 @@ impl Metrics {
             out,
             "livesnap_callbacks_dead_lettered_total {callbacks_dead_lettered}"
         );
+        let _ = writeln!(
+            out,
+            "# HELP livesnap_callbacks_rejected_total Callbacks refused for good (3xx/4xx)."
+        );
+        let _ = writeln!(out, "# TYPE livesnap_callbacks_rejected_total counter");
+        let _ = writeln!(
+            out,
+            "livesnap_callbacks_rejected_total {callbacks_rejected}"
+        );
         out
     }
 }
@@ -209,7 +219,7 @@ mod tests {
         m.capture("OK");
         m.capture("DecodeFailed");
         m.capture("OK");
-        let text = m.render_text(3, 5, 1);
+        let text = m.render_text(3, 5, 1, 2);
         assert!(text.contains("livesnap_active_streams 3\n"));
         assert!(text.contains("livesnap_captures_total{code=\"OK\"} 2\n"));
         assert!(text.contains("livesnap_captures_total{code=\"DecodeFailed\"} 1\n"));
@@ -218,5 +228,6 @@ mod tests {
         assert!(text.contains("livesnap_render_seconds_bucket{le=\"0.5\"} 2\n"));
         assert!(text.contains("livesnap_render_seconds_count 2\n"));
         assert!(text.contains("livesnap_callback_queue_depth 5\n"));
+        assert!(text.contains("livesnap_callbacks_rejected_total 2\n"));
     }
 }
