@@ -49,6 +49,9 @@ struct LoadArgs {
     /// Progress line every N seconds.
     #[arg(long, default_value_t = 10)]
     report_every: u64,
+    /// Do not POST callbacks (they are still formatted): measures the path without the spool.
+    #[arg(long)]
+    no_callbacks: bool,
 }
 
 #[derive(Debug, Args)]
@@ -379,6 +382,7 @@ fn loadtest_command(args: LoadArgs) -> ExitCode {
         stagger_s: args.stagger.unwrap_or(u64::from(args.interval)),
         render_workers: args.render_workers,
         report_every_s: args.report_every.max(1),
+        callbacks: !args.no_callbacks,
     };
     let result = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -30,6 +30,9 @@ pub struct LoadOptions {
     pub render_workers: Option<usize>,
     /// Print a progress line this often, seconds.
     pub report_every_s: u64,
+    /// POST callbacks (spooled durably) to an in-process receiver; off: callbacks are formatted
+    /// but not sent, to measure the rest of the path alone.
+    pub callbacks: bool,
 }
 
 /// A capture later than this counts as late.
@@ -50,12 +53,16 @@ pub async fn run(opts: LoadOptions) -> anyhow::Result<()> {
             "[server]\nhttp = \"127.0.0.1:0\"\n[storage]\nroot = \"{}\"\n[callbacks]\nspool_dir = \"{}\"\n\
              [limits]\nrender_workers = {workers}\nmax_streams = {}\n\
              [[tenant]]\napp = \"load\"\nuniqname = \"load\"\npublish_key = \"k\"\nbucket = \"load\"\n\
-             interval_s = {}\ncallback_url = \"http://{}/cb\"\ncallback_secret = \"load\"\n",
+             interval_s = {}\ncallback_secret = \"load\"\n{}",
             work.join("objects").display(),
             work.join("spool").display(),
             opts.streams + 8,
             opts.interval_s,
-            receiver.addr,
+            if opts.callbacks {
+                format!("callback_url = \"http://{}/cb\"\n", receiver.addr)
+            } else {
+                String::new()
+            },
         ),
         "loadtest",
     )?;

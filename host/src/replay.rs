@@ -336,7 +336,7 @@ pub fn replay_with(
     let http = match &outputs.http {
         Some(h) => {
             let callbacks = io.block_on(Callbacks::open(&h.delivery))?;
-            let resumed = callbacks.queue_depth();
+            let resumed = callbacks.resumed();
             Some((callbacks, &h.target, h.wait, resumed))
         }
         None => None,
@@ -432,7 +432,7 @@ pub fn resume(delivery: &DeliveryConfig, wait: Duration) -> anyhow::Result<Deliv
     }
     let io = io_runtime()?;
     let callbacks = io.block_on(Callbacks::open(delivery))?;
-    let resumed = callbacks.queue_depth();
+    let resumed = callbacks.resumed();
     let report = finish_delivery(&io, &callbacks, wait, resumed);
     io.shutdown_timeout(Duration::from_secs(1));
     Ok(report)

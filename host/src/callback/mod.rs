@@ -182,14 +182,17 @@ struct Inner {
     in_flight: Semaphore,
     /// Pending entries per ordering key; a key is present exactly while its lane task runs.
     lanes: Mutex<HashMap<String, Lane>>,
-    /// Held across "append to the spool, queue on the lane", so ids (spool order) and lane order
-    /// agree even when enqueues race.
-    order: Mutex<()>,
+    /// Group commit of enqueues: one spool transaction (one fsync) for every enqueue waiting
+    /// while the previous one committed. The committing thread also queues the batch on its
+    /// lanes, in id order, before the next batch may commit, so spool order and lane order agree.
+    commits: GroupCommit,
     /// Spooled entries not yet delivered or final.
     depth: watch::Sender<u64>,
     delivered: AtomicU64,
     dead_lettered: AtomicU64,
     rejected: AtomicU64,
+    /// Entries found in the spool at open (left by an earlier run).
+    resumed: AtomicU64,
     runtime: tokio::runtime::Handle,
 }
 
@@ -215,11 +218,12 @@ impl Callbacks {
             backoff_max: Duration::from_millis(cfg.backoff_max_ms),
             in_flight: Semaphore::new(cfg.max_in_flight),
             lanes: Mutex::new(HashMap::new()),
-            order: Mutex::new(()),
+            commits: GroupCommit::default(),
             depth: watch::Sender::new(0),
             delivered: AtomicU64::new(0),
             dead_lettered: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
+            resumed: AtomicU64::new(0),
             runtime: tokio::runtime::Handle::current(),
         });
         let callbacks = Callbacks { inner };
@@ -233,6 +237,7 @@ impl Callbacks {
                 Err(why) => callbacks.discard_unreadable(id, why).await,
             }
         }
+        callbacks.inner.resumed.store(resumed, Ordering::Relaxed);
         if resumed > 0 {
             tracing::info!(
                 resumed,
@@ -261,19 +266,19 @@ impl Callbacks {
         // Append and queue in one blocking task: if this future is dropped half-way, an entry
         // that reached the spool is still queued for delivery now, not only after a restart.
         let this = self.clone();
-        tokio::task::spawn_blocking(move || {
-            let _order = lock(&this.inner.order);
-            let id = this.inner.spool.append(&entry)?;
-            this.push(id, entry);
-            anyhow::Ok(())
-        })
-        .await
-        .context("the spool-writing task failed")?
+        tokio::task::spawn_blocking(move || this.append_grouped(entry))
+            .await
+            .context("the spool-writing task failed")?
     }
 
     /// Spooled callbacks not yet delivered or final (including ones resumed from a previous run).
     pub fn queue_depth(&self) -> u64 {
         *self.inner.depth.borrow()
+    }
+
+    /// Callbacks found in the spool at open, left by an earlier run.
+    pub fn resumed(&self) -> u64 {
+        self.inner.resumed.load(Ordering::Relaxed)
     }
 
     /// Callbacks delivered (2xx) since open.
@@ -309,6 +314,46 @@ impl Callbacks {
         tokio::time::timeout(timeout, depth.wait_for(|d| *d == 0))
             .await
             .is_ok_and(|r| r.is_ok())
+    }
+
+    /// Spool `entry` with whatever other enqueues are waiting (see [`GroupCommit`]); returns once
+    /// its batch is committed and queued on the lanes.
+    fn append_grouped(&self, entry: Arc<Entry>) -> anyhow::Result<()> {
+        let commits = &self.inner.commits;
+        let mut state = lock(&commits.state);
+        let ticket = state.next_ticket;
+        state.next_ticket += 1;
+        state.waiting.push((ticket, entry));
+        loop {
+            if let Some(result) = state.done.remove(&ticket) {
+                return result.map_err(anyhow::Error::msg);
+            }
+            if state.committing {
+                state = commits
+                    .committed
+                    .wait(state)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                continue;
+            }
+            // Lead: commit everything waiting, including ours.
+            state.committing = true;
+            let batch = std::mem::take(&mut state.waiting);
+            drop(state);
+            let entries: Vec<&Entry> = batch.iter().map(|(_, e)| e.as_ref()).collect();
+            let result = self.inner.spool.append_batch(&entries);
+            if let Ok(ids) = &result {
+                for ((_, entry), id) in batch.iter().zip(ids) {
+                    self.push(*id, entry.clone());
+                }
+            }
+            let outcome = result.map(|_| ()).map_err(|e| format!("{e:#}"));
+            state = lock(&commits.state);
+            for (t, _) in &batch {
+                state.done.insert(*t, outcome.clone());
+            }
+            state.committing = false;
+            commits.committed.notify_all();
+        }
     }
 
     /// Queue a spooled entry on its lane, starting the lane's task if it has none.
@@ -352,6 +397,25 @@ impl Callbacks {
             self.inner.rejected.fetch_add(1, Ordering::Relaxed);
         }
     }
+}
+
+/// State of the enqueue group commit.
+#[derive(Default)]
+struct GroupCommit {
+    state: Mutex<GroupState>,
+    /// Signalled when a batch is committed.
+    committed: std::sync::Condvar,
+}
+
+#[derive(Default)]
+struct GroupState {
+    /// Enqueues waiting for the next commit, by ticket (arrival order).
+    waiting: Vec<(u64, Arc<Entry>)>,
+    next_ticket: u64,
+    /// A thread is committing a batch.
+    committing: bool,
+    /// Outcomes of committed tickets, taken by their enqueuers.
+    done: HashMap<u64, Result<(), String>>,
 }
 
 /// Deliver the lane's entries one at a time, head first, until the lane is empty.

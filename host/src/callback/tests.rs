@@ -96,7 +96,7 @@ fn a_restart_resumes_what_the_last_run_left_in_the_spool_in_order() {
     let second = runtime();
     second.block_on(async {
         let cb = Callbacks::open(&cfg).await.unwrap();
-        assert_eq!(cb.queue_depth(), 6);
+        assert_eq!(cb.resumed(), 6);
         assert!(cb.drain(Duration::from_secs(10)).await);
         assert_eq!((cb.delivered(), cb.queue_depth()), (6, 0));
     });
