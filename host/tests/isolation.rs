@@ -8,24 +8,20 @@
     reason = "test code: a failed unwrap is a failed test"
 )]
 
+mod common;
+
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
+use common::fixture;
 use livesnap::config::Config;
 use livesnap::serve::Server;
 use livesnap::serve::session::StreamSession;
 use serde_json::Value;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../fixtures")
-        .join(name)
-}
 
 /// Callback bodies with their arrival time.
 #[derive(Clone, Default)]
