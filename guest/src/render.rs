@@ -14,6 +14,7 @@ use rust_h264::decoder::{ChromaFormat, Decoder, Frame};
 use rust_h264::error::DecodeError;
 use rust_h264::nal::{self, NalUnit, NalUnitType, SpsInfo};
 
+use crate::avc::{self, AvcConfig, NalIter};
 pub use crate::color::Matrix;
 use crate::error::Failure;
 use crate::{color, encode, scale};
@@ -102,8 +103,9 @@ pub struct Picture {
 /// - `UnsupportedStream`: an SPS is not 8-bit, or is 4:2:2 / 4:4:4, or the decoder reports an
 ///   unsupported feature.
 /// - `DecodeFailed`: a malformed record or access unit (including a NAL length past the end);
-///   the decoder fails or produces no picture; or part of the picture was never decoded (a
-///   slice missing, or cut short: see `pad_cabac_slice` and `find_undecoded_block`).
+///   an SPS field out of its range (see `check_sps_ranges`); a slice that is not I or SI (see
+///   `check_intra`); the decoder fails or produces no picture; or part of the picture was never
+///   decoded (a slice missing, or cut short: see `pad_cabac_slice` and `find_undecoded_block`).
 pub fn decode(config: &[u8], access_unit: &[u8]) -> Result<Yuv420, Failure> {
     let record = nal::parse_avcc_config(config).map_err(|e| {
         Failure::decode(format!(
@@ -141,6 +143,10 @@ pub fn decode(config: &[u8], access_unit: &[u8]) -> Result<Yuv420, Failure> {
             }
             _ => {}
         }
+    }
+    check_sps_ranges(config, access_unit, record.length_size)?;
+    for unit in &units {
+        check_intra(unit)?;
     }
     let first_slice_pps = units.iter().find_map(slice_pps_id);
     let active = first_slice_pps
@@ -422,6 +428,52 @@ fn slice_pps_id(unit: &NalUnit<'_>) -> Option<u32> {
     r.read_ue()?;
     r.read_ue()?;
     r.read_ue()
+}
+
+/// Parses every SPS, in the record and in-band, with h264-reader as capture does
+/// ([`AvcConfig::parse`], [`avc::parse_sps`]): it checks each field against its range in the
+/// standard (§7.4.2.1.1), which rust_h264 0.6 does not (a log2_max_frame_num_minus4 over 12
+/// overflows its frame number arithmetic: found by `cargo fuzz run render`). A shot from capture
+/// has passed the same parse, so this never refuses one. Size and format refusals are left to
+/// [`check_sps`], which runs first.
+fn check_sps_ranges(config: &[u8], access_unit: &[u8], length_size: usize) -> Result<(), Failure> {
+    AvcConfig::parse(config)?;
+    for nal in NalIter::new(access_unit, length_size) {
+        let nal = nal?;
+        if nal.first().is_some_and(|header| header & 0x1f == 7) {
+            avc::parse_sps(nal)?;
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a slice that is not intra, or whose `slice_type` cannot be read (§7.3.3: after
+/// first_mb_in_slice; Table 7-6: 2/7 I, 4/9 SI). A shot is an I-frame (capture checks every
+/// slice) and a fresh decoder has no reference picture for a P or B slice; refusing them also
+/// keeps hostile bytes out of rust_h264's inter paths, whose CABAC motion vector escape run is
+/// unbounded (0.6's `decode_mvd_comp` overflows a u32 on it: found by `cargo fuzz run render`).
+fn check_intra(unit: &NalUnit<'_>) -> Result<(), Failure> {
+    if !matches!(
+        unit.nal_unit_type,
+        NalUnitType::SliceIdr | NalUnitType::Slice
+    ) {
+        return Ok(());
+    }
+    let mut r = BitReader {
+        data: &unit.rbsp,
+        bit: 0,
+    };
+    match r.read_ue().and_then(|_| r.read_ue()) {
+        Some(2 | 4 | 7 | 9) => Ok(()),
+        Some(other) => Err(Failure::decode(format!(
+            "{} has slice_type {other}: only I and SI slices are rendered",
+            nal_name(unit)
+        ))),
+        None => Err(Failure::decode(format!(
+            "{} header ends before its slice_type",
+            nal_name(unit)
+        ))),
+    }
 }
 
 /// Bytes of `0xFF` appended to every CABAC slice; see [`pad_cabac_slice`].
@@ -979,6 +1031,75 @@ mod tests {
             let err = decode(bad, &au).unwrap_err();
             assert_eq!(err.code, ErrorCode::DecodeFailed, "{bad:?}: {err}");
         }
+    }
+
+    #[test]
+    fn p_slice_in_an_idr_picture_is_refused_before_decoding() {
+        // Found by `cargo fuzz run render`, cut to two NAL units: a mutated High-profile CABAC
+        // record, then an IDR I slice and an IDR slice with slice_type 0 (P) whose motion vector
+        // escape run overflowed a u32 in rust_h264 0.6 (`decode_mvd_comp`).
+        let config = testdata("fuzz_p_slice_in_idr.avcc");
+        let au = testdata("fuzz_p_slice_in_idr.au");
+        let err = decode(&config, &au).unwrap_err();
+        assert_eq!(err.code, ErrorCode::DecodeFailed, "{err}");
+        assert!(err.message.contains("slice_type 0"), "{err}");
+        assert!(render(&config, &au, Some(16), 80).is_err());
+    }
+
+    #[test]
+    fn non_intra_slices_are_a_decode_failure() {
+        // A real I-frame whose first slice is relabelled P, B, SP, or whose header stops early.
+        let (config, au, _, _) = stream("crop_70x38");
+        let slice = split_au(&au)[1];
+        let mut w = BitWriter::default();
+        w.bits(8, u32::from(slice[0]));
+        w.ue(0); // first_mb_in_slice
+        let header = w.bytes.clone();
+        for slice_type in [0, 1, 3, 5, 6, 8] {
+            let mut w = BitWriter::default();
+            w.bits(8, u32::from(slice[0]));
+            w.ue(0);
+            w.ue(slice_type);
+            let relabelled = replace_nal(&au, 1, Some(&w.finish()));
+            let err = decode(&config, &relabelled).unwrap_err();
+            assert_eq!(err.code, ErrorCode::DecodeFailed, "{slice_type}: {err}");
+            assert!(
+                err.message.contains(&format!("slice_type {slice_type}")),
+                "{err}"
+            );
+        }
+        let err = decode(&config, &replace_nal(&au, 1, Some(&header))).unwrap_err();
+        assert_eq!(err.code, ErrorCode::DecodeFailed, "{err}");
+    }
+
+    #[test]
+    fn out_of_range_log2_max_frame_num_is_refused_before_decoding() {
+        // Found by `cargo fuzz run render`, minimised: a mutated High-profile record whose SPS has
+        // log2_max_frame_num_minus4 42 (the standard allows 0..=12), then the first 4 bytes of
+        // an IDR slice. rust_h264 0.6 takes the field as is and overflowed `frame_num * 2 + 1`
+        // in its reference marking (`apply_reference_marking`).
+        let config = [
+            0x01, 0x64, 0x10, 0x0a, 0xff, 0xe1, 0x00, 0x18, 0x67, 0xe4, 0x10, 0x83, 0x82, 0xb8,
+            0x41, 0xb6, 0x02, 0xd4, 0x04, 0x04, 0x05, 0x00, 0x00, 0x03, 0x00, 0x01, 0x00, 0x00,
+            0x03, 0x00, 0x32, 0x04, 0x01, 0x00, 0x06, 0x68, 0xee, 0x02, 0x32, 0xc8, 0xb0, 0xfd,
+            0xf8, 0xf8, 0x00,
+        ];
+        let au = [0x00, 0x00, 0x00, 0x04, 0x65, 0x88, 0x84, 0x27];
+        let err = decode(&config, &au).unwrap_err();
+        assert_eq!(err.code, ErrorCode::DecodeFailed, "{err}");
+        assert!(
+            err.message.contains("Log2MaxFrameNumMinus4OutOfRange(42)"),
+            "{err}"
+        );
+        // The same SPS in-band, after the real record of a test stream.
+        let (real, _, _, _) = stream("cabac_64x48");
+        let mut in_band = length_prefixed(&config[8..32]);
+        in_band.extend_from_slice(&au);
+        let err = decode(&real, &in_band).unwrap_err();
+        assert!(
+            err.message.contains("Log2MaxFrameNumMinus4OutOfRange(42)"),
+            "{err}"
+        );
     }
 
     #[test]
