@@ -357,12 +357,13 @@ fn serve_command(args: &ServeArgs) -> ExitCode {
     };
     let result = runtime.block_on(async {
         let server = crate::serve::Server::bind(config).await?;
+        let shutdown = crate::serve::shutdown_signal();
         eprintln!(
             "livesnap: serving RTMP on {} and HTTP on {}",
             server.rtmp_addr(),
             server.http_addr()
         );
-        server.run(crate::serve::shutdown_signal()).await
+        server.run(shutdown).await
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -104,6 +104,32 @@ pub struct StreamSession {
     span: tracing::Span,
     /// Set once the capture instance trapped: the stream is over.
     failed: bool,
+    /// Callbacks leave in attempt order: attempt `n` is queued once `gate` reaches `n`.
+    gate: tokio::sync::watch::Sender<u64>,
+    /// Ordinal of the next attempt (push order, which is the guest's `seq` order).
+    next_attempt: u64,
+}
+
+/// Holds an attempt's place in its stream's callback order; releases it when dropped, whatever
+/// path the capture task took, so one failed task cannot stall the stream's later callbacks.
+struct Turn {
+    gate: tokio::sync::watch::Sender<u64>,
+    ordinal: u64,
+}
+
+impl Turn {
+    /// Wait until every earlier attempt of the stream has queued its callback.
+    async fn wait(&self) {
+        let mut rx = self.gate.subscribe();
+        let _ = rx.wait_for(|n| *n >= self.ordinal).await;
+    }
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        let ordinal = self.ordinal;
+        self.gate.send_modify(|n| *n = (*n).max(ordinal + 1));
+    }
 }
 
 impl StreamSession {
@@ -202,6 +228,8 @@ impl StreamSession {
             capture: Arc::new(Mutex::new(capture)),
             span,
             failed: false,
+            gate: tokio::sync::watch::Sender::new(0),
+            next_attempt: 0,
         })
     }
 
@@ -240,9 +268,13 @@ impl StreamSession {
             Action::None => {}
             Action::Refused(body) => {
                 self.ctx.metrics.capture(code_of(&body));
-                self.spawn_callback(body, Instant::now());
+                let turn = self.turn();
+                self.spawn_callback(body, Instant::now(), turn);
             }
-            Action::Capture(shot) => self.spawn_capture(shot, Instant::now()),
+            Action::Capture(shot) => {
+                let turn = self.turn();
+                self.spawn_capture(shot, Instant::now(), turn);
+            }
         }
         Ok(())
     }
@@ -252,17 +284,29 @@ impl StreamSession {
         &self.name
     }
 
-    fn spawn_callback(&self, body: String, arrived: Instant) {
+    /// The next attempt's place in the callback order.
+    fn turn(&mut self) -> Turn {
+        let ordinal = self.next_attempt;
+        self.next_attempt += 1;
+        Turn {
+            gate: self.gate.clone(),
+            ordinal,
+        }
+    }
+
+    fn spawn_callback(&self, body: String, arrived: Instant, turn: Turn) {
         let (ctx, tenant, name) = (self.ctx.clone(), self.tenant.clone(), self.name.clone());
         let task = async move {
+            turn.wait().await;
             deliver(&ctx, &tenant, &name, body).await;
+            drop(turn);
             ctx.metrics.capture_latency(arrived.elapsed());
         };
         self.ctx.tracker.spawn(task.instrument(self.span.clone()));
     }
 
     /// Render, store and report `shot` in the background; `arrived` is when its I-frame came in.
-    fn spawn_capture(&self, shot: Shot, arrived: Instant) {
+    fn spawn_capture(&self, shot: Shot, arrived: Instant, turn: Turn) {
         let ctx = self.ctx.clone();
         let tenant = self.tenant.clone();
         let name = self.name.clone();
@@ -283,7 +327,10 @@ impl StreamSession {
             };
             match body {
                 Ok(Ok(body)) => {
+                    // Renders of one stream may finish out of order; callbacks leave in seq order.
+                    turn.wait().await;
                     deliver(&ctx, &tenant, &name, body).await;
+                    drop(turn);
                     ctx.metrics.capture_latency(arrived.elapsed());
                 }
                 Ok(Err(f)) => {
