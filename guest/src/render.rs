@@ -19,10 +19,11 @@ pub use crate::color::Matrix;
 use crate::error::Failure;
 use crate::{color, encode, scale};
 
-/// Largest coded picture side the renderer decodes (DESIGN.md, "Architecture").
-pub const MAX_SIDE_PX: u32 = 8192;
-/// Largest coded picture area the renderer decodes (DESIGN.md, "Architecture").
-pub const MAX_PIXELS: u64 = 36_000_000;
+/// Largest picture side the renderer decodes: the same limit capture applies (DESIGN.md,
+/// "Architecture").
+pub const MAX_SIDE_PX: u32 = crate::avc::MAX_SIDE_PX;
+/// Largest picture area the renderer decodes: the same limit capture applies.
+pub const MAX_PIXELS: u64 = crate::avc::MAX_PIXELS;
 
 /// A decoded, cropped 8-bit 4:2:0 picture, planes tightly packed (no row padding): `y` is
 /// `width × height`, `u` and `v` are `ceil(width/2) × ceil(height/2)`. H.264 4:2:0 crops in
