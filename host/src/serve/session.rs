@@ -54,6 +54,8 @@ pub struct LiveStream {
 /// The newest picture of a live stream, served at `/latest/{app}/{stream}.jpg`.
 #[derive(Debug, Clone)]
 pub struct LatestPicture {
+    /// Capture seq within the session; a render that finishes late never replaces a newer one.
+    pub seq: u32,
     /// JPEG bytes.
     pub jpeg: Bytes,
     /// Strong ETag: session id and capture seq.
@@ -390,16 +392,31 @@ async fn render_and_store(
         return Outcome::Failed(Failure::new(ErrorCode::UploadFailed, format!("{e:#}")));
     }
     tracing::info!(key = %shot.key, width = picture.width_px, height = picture.height_px, "shot stored");
-    if let Ok(mut live) = ctx.live.lock()
-        && let Some(entry) = live.get_mut(name)
-        && entry.session_id == session_id
-    {
-        entry.latest = Some(LatestPicture {
-            jpeg,
-            etag: format!("\"{session_id:08x}-{}\"", shot.seq),
-        });
+    if let Ok(mut live) = ctx.live.lock() {
+        offer_latest(&mut live, name, session_id, shot.seq, jpeg);
     }
     Outcome::Stored((picture.width_px, picture.height_px))
+}
+
+/// Make `jpeg` (shot `seq` of `session_id`) the latest picture of `name` if that session is still
+/// live and nothing newer is there: renders run in parallel and may finish out of order.
+fn offer_latest(
+    live: &mut HashMap<String, LiveStream>,
+    name: &str,
+    session_id: u32,
+    seq: u32,
+    jpeg: Bytes,
+) {
+    if let Some(entry) = live.get_mut(name)
+        && entry.session_id == session_id
+        && entry.latest.as_ref().is_none_or(|l| l.seq < seq)
+    {
+        entry.latest = Some(LatestPicture {
+            seq,
+            jpeg,
+            etag: format!("\"{session_id:08x}-{seq}\""),
+        });
+    }
 }
 
 /// Queue a callback body for the tenant's URL (durably), or log it when none is configured.
@@ -424,4 +441,41 @@ fn code_of(body: &str) -> &'static str {
         .find(|c| body.contains(&format!("\"code\":\"{c}\"")))
         .copied()
         .unwrap_or("DecodeFailed")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn live_with(session_id: u32) -> HashMap<String, LiveStream> {
+        HashMap::from([(
+            "live/cam".to_owned(),
+            LiveStream {
+                session_id,
+                latest: None,
+            },
+        )])
+    }
+
+    #[test]
+    fn a_render_that_finishes_late_never_replaces_a_newer_picture() {
+        let mut live = live_with(7);
+        let jpeg = |b: &'static [u8]| Bytes::from_static(b);
+        offer_latest(&mut live, "live/cam", 7, 3, jpeg(b"three"));
+        offer_latest(&mut live, "live/cam", 7, 2, jpeg(b"two"));
+        let latest = live["live/cam"].latest.clone().unwrap();
+        assert_eq!((latest.seq, &latest.jpeg[..]), (3, &b"three"[..]));
+        assert_eq!(latest.etag, "\"00000007-3\"");
+        offer_latest(&mut live, "live/cam", 7, 4, jpeg(b"four"));
+        assert_eq!(live["live/cam"].latest.as_ref().unwrap().seq, 4);
+    }
+
+    #[test]
+    fn a_picture_of_an_ended_session_is_not_offered_to_the_next_one() {
+        let mut live = live_with(8);
+        offer_latest(&mut live, "live/cam", 7, 9, Bytes::from_static(b"old"));
+        offer_latest(&mut live, "live/other", 8, 1, Bytes::from_static(b"x"));
+        assert!(live["live/cam"].latest.is_none());
+        assert!(!live.contains_key("live/other"));
+    }
 }
