@@ -18,6 +18,7 @@ use object_store::{
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::fmt;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -316,7 +317,10 @@ impl FsStorage {
         Ok(path)
     }
 
-    /// Store `bytes` as object `key` of `bucket` (blocking).
+    /// Store `bytes` as object `key` of `bucket` (blocking). The object is durable when this
+    /// returns — data synced, then renamed into place, then the directory synced — because the
+    /// callback that follows tells the customer it exists: a crash never leaves a callback
+    /// pointing at a missing or empty file, and readers never see a partial one.
     pub fn put(&self, bucket: &str, key: &str, bytes: &[u8]) -> anyhow::Result<()> {
         let path = self.path_of(bucket, key)?;
         let dir = path
@@ -325,9 +329,17 @@ impl FsStorage {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let mut tmp = path.clone().into_os_string();
         tmp.push(".part");
-        std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", path.display()))?;
+        let written = (|| {
+            let mut file = std::fs::File::create(&tmp)?;
+            file.write_all(bytes)?;
+            file.sync_data()
+        })();
+        written.with_context(|| format!("writing {}", path.display()))?;
         std::fs::rename(&tmp, &path)
             .with_context(|| format!("renaming into {}", path.display()))?;
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .with_context(|| format!("syncing {}", dir.display()))?;
         Ok(())
     }
 }
