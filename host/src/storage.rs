@@ -327,8 +327,10 @@ impl FsStorage {
             .parent()
             .context("object path has no parent directory")?;
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        // A temporary name of its own: two writers of one key (overwrite mode, a reconnect)
+        // never share a half-written file; the last rename wins whole.
         let mut tmp = path.clone().into_os_string();
-        tmp.push(".part");
+        tmp.push(format!(".{:016x}.part", rand::random::<u64>()));
         let written = (|| {
             let mut file = std::fs::File::create(&tmp)?;
             file.write_all(bytes)?;
@@ -514,7 +516,11 @@ mod tests {
         s.put("b", "a/b.jpg", b"one").unwrap();
         s.put("b", "a/b.jpg", b"two").unwrap();
         assert_eq!(std::fs::read(dir.join("b/a/b.jpg")).unwrap(), b"two");
-        assert!(!dir.join("b/a/b.jpg.part").exists());
+        let names: Vec<_> = std::fs::read_dir(dir.join("b/a"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["b.jpg"], "no temporary file is left behind");
         std::fs::remove_dir_all(dir).unwrap();
     }
 

@@ -117,6 +117,19 @@ impl Running {
             .unwrap();
     }
 
+    /// Wait until the server has read every publish to its end (no stream live): a shutdown cuts
+    /// live publishers off, so tests that expect a whole file wait for this first.
+    async fn wait_streams_ended(&self) {
+        let started = Instant::now();
+        while self.metric("livesnap_active_streams ").await != 0 {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "a stream stayed live"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     async fn get(&self, path: &str) -> reqwest::Response {
         reqwest::get(format!("http://{}{path}", self.http))
             .await
@@ -595,6 +608,7 @@ async fn shutdown_finishes_in_flight_captures_and_flushes_callbacks() {
         )
         .await
     );
+    server.wait_streams_ended().await;
     let before = receiver.len();
     server.shutdown().await;
     let after = receiver.bodies();
@@ -605,6 +619,103 @@ async fn shutdown_finishes_in_flight_captures_and_flushes_callbacks() {
     );
     assert!(after.iter().all(|cb| cb["status"] == 3));
     assert_eq!(files_under(&dir.join("objects")).len(), 20);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_cuts_off_a_live_publisher_and_reports_every_stored_capture() {
+    let dir = temp_dir("shutdown-live");
+    let (receiver, cb_addr) = Receiver::start().await;
+    // shutdown_grace_s = 20: waiting for the publisher would take the whole grace (or the 30 s
+    // file); cutting it off takes well under a second.
+    let server = Running::start(config(&dir, &tenant("live", "shots", Some(cb_addr), 2))).await;
+    let mut ffmpeg = ffmpeg_publish(
+        &fixture("baseline_360p.flv"),
+        &format!("rtmp://{}/live/cam1?key=key-live", server.rtmp),
+        true,
+    );
+    wait_for("captures at 0 and 2 s", Duration::from_secs(30), || {
+        receiver.len() >= 2
+    })
+    .await;
+    let started = Instant::now();
+    server.shutdown().await;
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(10),
+        "shutdown waited {took:?} for a live publisher (grace is 20 s)"
+    );
+    // The publisher was disconnected, not left streaming into a stopped server.
+    let status = tokio::time::timeout(Duration::from_secs(10), ffmpeg.wait())
+        .await
+        .expect("ffmpeg notices the closed connection")
+        .unwrap();
+    assert!(!status.success());
+    // Every stored object has its callback, delivered before exit, and nothing else was stored.
+    let bodies = receiver.bodies();
+    let objects = files_under(&dir.join("objects/shots"));
+    assert!(bodies.iter().all(|cb| cb["status"] == 3), "{bodies:#?}");
+    let mut keys: Vec<String> = bodies
+        .iter()
+        .map(|cb| cb["keys"].as_str().unwrap().to_owned())
+        .collect();
+    keys.sort();
+    assert_eq!(keys, objects);
+    assert!(keys.len() < 15, "the publish was cut short: {keys:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overwrite_mode_keeps_the_newest_picture_when_renders_finish_out_of_order() {
+    let dir = temp_dir("overwrite");
+    let (receiver, cb_addr) = Receiver::start().await;
+    // Every keyframe of the 1080p fixture, published as fast as possible: renders of one stream
+    // overlap on the workers and finish in any order, all for the same key.
+    let text = tenant("live", "shots", Some(cb_addr), 1)
+        .replace("interval_s = 1\n", "interval_s = 1\noverwrite = true\n");
+    let mut cfg = config(&dir, &text);
+    cfg.limits.render_workers = 4;
+    let server = Running::start(cfg).await;
+    assert!(
+        publish(
+            &fixture("high_1080p.flv"),
+            &format!("rtmp://{}/live/cam1?key=key-live", server.rtmp)
+        )
+        .await
+    );
+    server.wait_streams_ended().await;
+    server.shutdown().await;
+    let bodies = receiver.bodies();
+    assert_eq!(bodies.len(), 20, "one capture per keyframe");
+    assert!(bodies.iter().all(|cb| cb["status"] == 3), "{bodies:#?}");
+
+    // The same file through `livesnap replay --overwrite`, which stores one capture at a time.
+    let replay_dir = dir.join("replay");
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_livesnap"))
+        .args(["replay", fixture("high_1080p.flv").to_str().unwrap()])
+        .arg("--out")
+        .arg(&replay_dir)
+        .args([
+            "--stream",
+            "cam1",
+            "--bucket",
+            "shots",
+            "--interval",
+            "1",
+            "--overwrite",
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let key = "record/live/cam1/picture/cam1.jpg";
+    assert_eq!(
+        files_under(&dir.join("objects/shots")),
+        [key],
+        "no stray files"
+    );
+    assert_eq!(
+        std::fs::read(dir.join("objects/shots").join(key)).unwrap(),
+        std::fs::read(replay_dir.join("shots").join(key)).unwrap(),
+        "the stored object is the last keyframe's picture"
+    );
 }
 
 #[test]

@@ -55,7 +55,10 @@ async fn pull_once(
     pull: &PullConfig,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
-    let mut response = client.get(&pull.url.0).send().await?.error_for_status()?;
+    let mut response = tokio::select! {
+        _ = shutdown.cancelled() => return Ok(()),
+        response = client.get(&pull.url.0).send() => response?.error_for_status()?,
+    };
     let mut session = StreamSession::start(ctx, &pull.app.0, &pull.stream.0)
         .map_err(|why| anyhow::anyhow!("session refused: {why}"))?;
     let mut parser = FlvPushParser::new(ctx.config.limits.max_tag_bytes);

@@ -42,14 +42,21 @@ pub async fn serve(
             sessions: HashMap::new(),
         };
         let session = ServerSession::new(socket, handler).with_context(rtmp_ctx.clone());
+        let stop = shutdown.clone();
         connections.spawn(async move {
-            match session.run().await {
-                Ok(_) => tracing::debug!(%peer, "rtmp connection closed"),
-                Err(e) => tracing::info!(%peer, cause = %e, "rtmp connection ended"),
+            // On shutdown a live publisher is cut off: dropping `run` drops the handler and so
+            // ends its stream sessions (scuffle's own cancel only stops handshakes and asks the
+            // client to reconnect, it keeps reading). Captures already spawned still finish.
+            tokio::select! {
+                ended = session.run() => match ended {
+                    Ok(_) => tracing::debug!(%peer, "rtmp connection closed"),
+                    Err(e) => tracing::info!(%peer, cause = %e, "rtmp connection ended"),
+                },
+                _ = stop.cancelled() => tracing::info!(%peer, "rtmp connection closed by shutdown"),
             }
         });
     }
-    // Stop reading from live publishers: their sessions end and in-flight captures finish.
+    // Stop handshakes still in progress.
     rtmp_handler.cancel();
 }
 

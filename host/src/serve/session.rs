@@ -315,7 +315,7 @@ impl StreamSession {
         let capture = self.capture.clone();
         let session_id = self.session_id;
         let task = async move {
-            let outcome = render_and_store(&ctx, &tenant, &name, session_id, &shot).await;
+            let outcome = render_and_store(&ctx, &tenant, &name, session_id, &shot, &turn).await;
             let code = match &outcome {
                 Outcome::Stored(_) => "OK",
                 Outcome::Failed(f) => f.code.as_str(),
@@ -362,12 +362,16 @@ fn unregister(ctx: &ServeCtx, name: &str, session_id: u32) {
     }
 }
 
+/// Render `shot` (in parallel with the stream's other shots) and store it. In overwrite mode every
+/// shot has the same key, so the store waits for the stream's earlier shots: the object is always
+/// the newest picture, never an older render that happened to finish last.
 async fn render_and_store(
     ctx: &ServeCtx,
     tenant: &TenantConfig,
     name: &str,
     session_id: u32,
     shot: &Shot,
+    turn: &Turn,
 ) -> Outcome {
     let picture = match ctx.pool.submit(shot.clone()) {
         Err(f) => return Outcome::Failed(f),
@@ -383,6 +387,9 @@ async fn render_and_store(
         },
     };
     let jpeg = Bytes::from(picture.jpeg);
+    if tenant.overwrite {
+        turn.wait().await;
+    }
     if let Err(e) = ctx
         .storage
         .put(&tenant.bucket.0, &shot.key, jpeg.clone())
