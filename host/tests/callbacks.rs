@@ -21,7 +21,7 @@ const SECRET: &str = "whsec_9f2c";
 fn fast_delivery(spool: &std::path::Path) -> DeliveryConfig {
     DeliveryConfig {
         spool_dir: spool.to_path_buf(),
-        request_timeout_ms: 300,
+        request_timeout_ms: 1_000,
         backoff_base_ms: 10,
         backoff_max_ms: 50,
         ..DeliveryConfig::default()
@@ -32,7 +32,7 @@ fn fast_delivery(spool: &std::path::Path) -> DeliveryConfig {
 fn flaky(_: &common::Request, attempt: u32) -> Reply {
     match attempt {
         1 => Reply::Status(503),
-        2 => Reply::Hang(Duration::from_secs(2)),
+        2 => Reply::Hang(Duration::from_secs(3)),
         3 => Reply::Drop,
         _ => Reply::Status(200),
     }
@@ -130,7 +130,7 @@ fn a_stuck_stream_does_not_hold_up_the_others() {
         }
         // The fast stream gets through while the slow one's head keeps failing.
         let started = std::time::Instant::now();
-        while cb.delivered() < 3 {
+        while (cb.delivered(), cb.queue_depth()) != (3, 3) {
             assert!(
                 started.elapsed() < Duration::from_secs(20),
                 "fast stream stuck"
@@ -164,7 +164,7 @@ fn write_fast_config(dir: &std::path::Path) -> std::path::PathBuf {
     let path = dir.join("livesnap.toml");
     std::fs::write(
         &path,
-        "[callbacks]\nrequest_timeout_ms = 300\nbackoff_base_ms = 10\nbackoff_max_ms = 50\n",
+        "[callbacks]\nrequest_timeout_ms = 1000\nbackoff_base_ms = 10\nbackoff_max_ms = 50\n",
     )
     .unwrap();
     path

@@ -194,18 +194,25 @@ async fn poisoned_tenant_cannot_delay_a_healthy_one() {
         );
     }
 
-    let evil: Vec<Value> = evil_rx
-        .0
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|(_, v)| v.clone())
-        .collect();
-    let codes = |stream: &str, code: &str| {
+    let evil_now = || -> Vec<Value> {
+        let got = evil_rx.0.lock().unwrap();
+        got.iter().map(|(_, v)| v.clone()).collect()
+    };
+    let count = |evil: &[Value], stream: &str, code: &str| {
         evil.iter()
             .filter(|cb| cb["stream_name"] == stream && cb["code"] == code)
             .count()
     };
+    // The poisoned streams' failure callbacks (pushed long before the good stream ended).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while (count(&evil_now(), "huge", "LimitExceeded") < 5
+        || count(&evil_now(), "damaged", "DecodeFailed") < 10)
+        && Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let evil = evil_now();
+    let codes = |stream: &str, code: &str| count(&evil, stream, code);
     assert_eq!(codes("huge", "LimitExceeded"), 5, "{evil:#?}");
     assert!(codes("damaged", "DecodeFailed") >= 10, "{evil:#?}");
     assert!(evil.iter().all(|cb| cb["status"] == 4));

@@ -360,7 +360,7 @@ async fn wrong_key_unknown_app_bad_name_and_second_publish_are_refused() {
             .text()
             .await
             .unwrap();
-        if text.contains("livesnap_active_streams 1\n") {
+        if text.contains("livesnap_sessions_started_total 1\n") {
             break;
         }
         assert!(
@@ -450,8 +450,18 @@ async fn two_tenants_publishing_at_once_stay_isolated() {
     assert_eq!(objects.len(), 10, "{objects:?}");
 }
 
+/// An FLV script-data tag (AMF0 string "ping") with its PreviousTagSize.
+fn keepalive_tag() -> bytes::Bytes {
+    let data = [0x02, 0x00, 0x04, b'p', b'i', b'n', b'g'];
+    let mut tag = vec![18, 0, 0, data.len() as u8, 0, 0, 0, 0, 0, 0, 0];
+    tag.extend_from_slice(&data);
+    let size = tag.len() as u32;
+    tag.extend_from_slice(&size.to_be_bytes());
+    tag.into()
+}
+
 /// An HTTP-FLV origin: the first request gets 60% of the file and EOF (a dropped source), later
-/// ones the whole file and then an open connection (a live source).
+/// ones the whole file and then keep-alive script tags (a live source).
 async fn flv_origin(file: PathBuf) -> (SocketAddr, Arc<Mutex<u32>>) {
     let data = Arc::new(std::fs::read(file).unwrap());
     let hits = Arc::new(Mutex::new(0u32));
@@ -470,10 +480,15 @@ async fn flv_origin(file: PathBuf) -> (SocketAddr, Arc<Mutex<u32>>) {
                     Body::from(data[..data.len() * 6 / 10].to_vec())
                 } else {
                     let whole = bytes::Bytes::from(data.to_vec());
+                    // Then a script tag every 200 ms, as a live source keeps sending: the pull's
+                    // idle timeout never ends this session while the test looks at it.
+                    let ticks = futures::stream::unfold((), |()| async {
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        Some((Ok::<_, std::io::Error>(keepalive_tag()), ()))
+                    });
                     let stream =
-                        futures::stream::once(async move { Ok::<_, std::io::Error>(whole) }).chain(
-                            futures::stream::pending::<Result<bytes::Bytes, std::io::Error>>(),
-                        );
+                        futures::stream::once(async move { Ok::<_, std::io::Error>(whole) })
+                            .chain(ticks);
                     Body::from_stream(stream)
                 };
                 ([("content-type", "video/x-flv")], body)

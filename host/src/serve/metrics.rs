@@ -57,12 +57,14 @@ impl Metrics {
     /// Record one render's latency (queue wait included).
     pub fn render_latency(&self, d: Duration) {
         let s = d.as_secs_f64();
-        for (bucket, bound) in self.render_buckets.iter().zip(RENDER_BUCKETS_S) {
+        // Count first, then buckets from the widest down: a scrape, which reads the buckets
+        // upwards and the count last, never sees a bucket above a wider one or above the count.
+        self.render_count.fetch_add(1, Ordering::SeqCst);
+        for (bucket, bound) in self.render_buckets.iter().zip(RENDER_BUCKETS_S).rev() {
             if s <= bound {
-                bucket.fetch_add(1, Ordering::Relaxed);
+                bucket.fetch_add(1, Ordering::SeqCst);
             }
         }
-        self.render_count.fetch_add(1, Ordering::Relaxed);
         self.render_sum_us
             .fetch_add(d.as_micros() as u64, Ordering::Relaxed);
     }
@@ -70,12 +72,14 @@ impl Metrics {
     /// Record one capture's latency: from its I-frame's arrival to its callback being queued.
     pub fn capture_latency(&self, d: Duration) {
         let s = d.as_secs_f64();
-        for (bucket, bound) in self.latency_buckets.iter().zip(RENDER_BUCKETS_S) {
+        // Count first, then buckets from the widest down: a scrape, which reads the buckets
+        // upwards and the count last, never sees a bucket above a wider one or above the count.
+        self.latency_count.fetch_add(1, Ordering::SeqCst);
+        for (bucket, bound) in self.latency_buckets.iter().zip(RENDER_BUCKETS_S).rev() {
             if s <= bound {
-                bucket.fetch_add(1, Ordering::Relaxed);
+                bucket.fetch_add(1, Ordering::SeqCst);
             }
         }
-        self.latency_count.fetch_add(1, Ordering::Relaxed);
         self.latency_sum_us
             .fetch_add(d.as_micros() as u64, Ordering::Relaxed);
         if let Ok(mut samples) = self.latency_samples.lock()
@@ -110,7 +114,7 @@ impl Metrics {
         callbacks_rejected: u64,
     ) -> String {
         let mut out = String::new();
-        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let load = |a: &AtomicU64| a.load(Ordering::SeqCst);
         let _ = writeln!(
             out,
             "# HELP livesnap_active_streams Live streams being captured."

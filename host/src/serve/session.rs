@@ -339,7 +339,9 @@ impl StreamSession {
                     tracing::error!(seq = shot.seq, cause = %f.text(), "capture refused a shot outcome")
                 }
                 Err(trap) => {
-                    tracing::error!(seq = shot.seq, cause = %format!("{trap:#}"), "capture instance trapped")
+                    // The stream's capture instance is gone (its session ends): no callback body
+                    // can be formed; say what became of the shot so an operator can follow up.
+                    tracing::error!(seq = shot.seq, key = %shot.key, code, cause = %format!("{trap:#}"), "capture instance trapped; shot not reported")
                 }
             }
         };
