@@ -130,6 +130,14 @@ impl Running {
         }
     }
 
+    /// Publish fixture `name` as `live/cam1` as fast as possible and wait until the server has
+    /// read all of it.
+    async fn publish_to_end(&self, name: &str) {
+        let url = format!("rtmp://{}/live/cam1?key=key-live", self.rtmp);
+        assert!(publish(&fixture(name), &url).await);
+        self.wait_streams_ended().await;
+    }
+
     async fn get(&self, path: &str) -> reqwest::Response {
         reqwest::get(format!("http://{}{path}", self.http))
             .await
@@ -616,14 +624,7 @@ async fn shutdown_finishes_in_flight_captures_and_flushes_callbacks() {
     let mut cfg = config(&dir, &tenant("live", "shots", Some(cb_addr), 1));
     cfg.limits.render_workers = 1;
     let server = Running::start(cfg).await;
-    assert!(
-        publish(
-            &fixture("high_1080p.flv"),
-            &format!("rtmp://{}/live/cam1?key=key-live", server.rtmp)
-        )
-        .await
-    );
-    server.wait_streams_ended().await;
+    server.publish_to_end("high_1080p.flv").await;
     let before = receiver.len();
     server.shutdown().await;
     let after = receiver.bodies();
@@ -689,14 +690,7 @@ async fn overwrite_mode_keeps_the_newest_picture_when_renders_finish_out_of_orde
     let mut cfg = config(&dir, &text);
     cfg.limits.render_workers = 4;
     let server = Running::start(cfg).await;
-    assert!(
-        publish(
-            &fixture("high_1080p.flv"),
-            &format!("rtmp://{}/live/cam1?key=key-live", server.rtmp)
-        )
-        .await
-    );
-    server.wait_streams_ended().await;
+    server.publish_to_end("high_1080p.flv").await;
     server.shutdown().await;
     let bodies = receiver.bodies();
     assert_eq!(bodies.len(), 20, "one capture per keyframe");
