@@ -14,8 +14,45 @@ pub const CODES: [&str; 6] = [
     "LimitExceeded",
 ];
 
-/// Upper bounds of the render latency histogram, seconds.
-const RENDER_BUCKETS_S: [f64; 10] = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+/// Upper bounds of the latency histograms, seconds.
+const BUCKETS_S: [f64; 10] = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+/// A Prometheus histogram of durations over [`BUCKETS_S`].
+#[derive(Debug, Default)]
+struct Histogram {
+    buckets: [AtomicU64; 10],
+    count: AtomicU64,
+    sum_us: AtomicU64,
+}
+
+impl Histogram {
+    fn observe(&self, d: Duration) {
+        let s = d.as_secs_f64();
+        // Count first, then buckets from the widest down: a scrape, which reads the buckets
+        // upwards and the count last, never sees a bucket above a wider one or above the count.
+        self.count.fetch_add(1, Ordering::SeqCst);
+        for (bucket, bound) in self.buckets.iter().zip(BUCKETS_S).rev() {
+            if s <= bound {
+                bucket.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        self.sum_us
+            .fetch_add(d.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    fn write(&self, out: &mut String, name: &str, help: &str) {
+        let load = |a: &AtomicU64| a.load(Ordering::SeqCst);
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} histogram");
+        for (bound, n) in BUCKETS_S.iter().zip(&self.buckets) {
+            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {}", load(n));
+        }
+        let count = load(&self.count);
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(out, "{name}_sum {}", load(&self.sum_us) as f64 / 1e6);
+        let _ = writeln!(out, "{name}_count {count}");
+    }
+}
 
 /// Counters shared by every stream.
 #[derive(Debug, Default)]
@@ -28,12 +65,10 @@ pub struct Metrics {
     pub streams_failed: AtomicU64,
     /// Capture attempts by outcome code (index into [`CODES`]).
     captures: [AtomicU64; 6],
-    render_buckets: [AtomicU64; 10],
-    render_count: AtomicU64,
-    render_sum_us: AtomicU64,
-    latency_buckets: [AtomicU64; 10],
-    latency_count: AtomicU64,
-    latency_sum_us: AtomicU64,
+    /// Shot to JPEG, render-queue wait included.
+    render: Histogram,
+    /// I-frame arrival to its callback being queued.
+    capture_latency: Histogram,
     /// Every capture latency in µs, kept only when a load test asks for exact percentiles.
     latency_samples: std::sync::Mutex<Option<Vec<u32>>>,
 }
@@ -56,32 +91,12 @@ impl Metrics {
 
     /// Record one render's latency (queue wait included).
     pub fn render_latency(&self, d: Duration) {
-        let s = d.as_secs_f64();
-        // Count first, then buckets from the widest down: a scrape, which reads the buckets
-        // upwards and the count last, never sees a bucket above a wider one or above the count.
-        self.render_count.fetch_add(1, Ordering::SeqCst);
-        for (bucket, bound) in self.render_buckets.iter().zip(RENDER_BUCKETS_S).rev() {
-            if s <= bound {
-                bucket.fetch_add(1, Ordering::SeqCst);
-            }
-        }
-        self.render_sum_us
-            .fetch_add(d.as_micros() as u64, Ordering::Relaxed);
+        self.render.observe(d);
     }
 
     /// Record one capture's latency: from its I-frame's arrival to its callback being queued.
     pub fn capture_latency(&self, d: Duration) {
-        let s = d.as_secs_f64();
-        // Count first, then buckets from the widest down: a scrape, which reads the buckets
-        // upwards and the count last, never sees a bucket above a wider one or above the count.
-        self.latency_count.fetch_add(1, Ordering::SeqCst);
-        for (bucket, bound) in self.latency_buckets.iter().zip(RENDER_BUCKETS_S).rev() {
-            if s <= bound {
-                bucket.fetch_add(1, Ordering::SeqCst);
-            }
-        }
-        self.latency_sum_us
-            .fetch_add(d.as_micros() as u64, Ordering::Relaxed);
+        self.capture_latency.observe(d);
         if let Ok(mut samples) = self.latency_samples.lock()
             && let Some(samples) = samples.as_mut()
         {
@@ -163,26 +178,16 @@ impl Metrics {
                 load(n)
             );
         }
-        let _ = writeln!(
-            out,
-            "# HELP livesnap_render_seconds Time from a shot to its JPEG, queue included."
+        self.render.write(
+            &mut out,
+            "livesnap_render_seconds",
+            "Time from a shot to its JPEG, queue included.",
         );
-        let _ = writeln!(out, "# TYPE livesnap_render_seconds histogram");
-        for (bound, n) in RENDER_BUCKETS_S.iter().zip(&self.render_buckets) {
-            let _ = writeln!(
-                out,
-                "livesnap_render_seconds_bucket{{le=\"{bound}\"}} {}",
-                load(n)
-            );
-        }
-        let count = load(&self.render_count);
-        let _ = writeln!(out, "livesnap_render_seconds_bucket{{le=\"+Inf\"}} {count}");
-        let _ = writeln!(
-            out,
-            "livesnap_render_seconds_sum {}",
-            load(&self.render_sum_us) as f64 / 1e6
+        self.capture_latency.write(
+            &mut out,
+            "livesnap_capture_latency_seconds",
+            "Time from an I-frame's arrival to its callback being queued.",
         );
-        let _ = writeln!(out, "livesnap_render_seconds_count {count}");
         let _ = writeln!(
             out,
             "# HELP livesnap_callback_queue_depth Callbacks spooled, not yet delivered or final."
@@ -230,7 +235,15 @@ mod tests {
         assert!(text.contains("livesnap_render_seconds_bucket{le=\"0.025\"} 0\n"));
         assert!(text.contains("livesnap_render_seconds_bucket{le=\"0.05\"} 1\n"));
         assert!(text.contains("livesnap_render_seconds_bucket{le=\"0.5\"} 2\n"));
+        assert!(text.contains("livesnap_render_seconds_bucket{le=\"+Inf\"} 2\n"));
+        assert!(text.contains("livesnap_render_seconds_sum 0.33\n"));
         assert!(text.contains("livesnap_render_seconds_count 2\n"));
+        assert!(text.contains("livesnap_capture_latency_seconds_count 0\n"));
+        m.capture_latency(Duration::from_millis(1500));
+        let text = m.render_text(3, 5, 1, 2);
+        assert!(text.contains("livesnap_capture_latency_seconds_bucket{le=\"1\"} 0\n"));
+        assert!(text.contains("livesnap_capture_latency_seconds_bucket{le=\"2.5\"} 1\n"));
+        assert!(text.contains("livesnap_capture_latency_seconds_count 1\n"));
         assert!(text.contains("livesnap_callback_queue_depth 5\n"));
         assert!(text.contains("livesnap_callbacks_rejected_total 2\n"));
     }
