@@ -334,11 +334,14 @@ impl FsStorage {
         let written = (|| {
             let mut file = std::fs::File::create(&tmp)?;
             file.write_all(bytes)?;
-            file.sync_data()
+            file.sync_data()?;
+            std::fs::rename(&tmp, &path)
         })();
-        written.with_context(|| format!("writing {}", path.display()))?;
-        std::fs::rename(&tmp, &path)
-            .with_context(|| format!("renaming into {}", path.display()))?;
+        if let Err(e) = written {
+            // Leave no temporary file behind: its random name would never be reused.
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e).with_context(|| format!("writing {}", path.display()));
+        }
         std::fs::File::open(dir)
             .and_then(|d| d.sync_all())
             .with_context(|| format!("syncing {}", dir.display()))?;
@@ -516,11 +519,18 @@ mod tests {
         s.put("b", "a/b.jpg", b"one").unwrap();
         s.put("b", "a/b.jpg", b"two").unwrap();
         assert_eq!(std::fs::read(dir.join("b/a/b.jpg")).unwrap(), b"two");
-        let names: Vec<_> = std::fs::read_dir(dir.join("b/a"))
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        assert_eq!(names, ["b.jpg"], "no temporary file is left behind");
+        let names_in = |d: &str| -> Vec<_> {
+            let entries = std::fs::read_dir(dir.join(d)).unwrap();
+            entries.map(|e| e.unwrap().file_name()).collect()
+        };
+        assert_eq!(
+            names_in("b/a"),
+            ["b.jpg"],
+            "no temporary file is left behind"
+        );
+        // A key whose place is taken by a directory fails, and leaves no temporary file either.
+        assert!(s.put("b", "a", b"three").is_err());
+        assert_eq!(names_in("b"), ["a"]);
         std::fs::remove_dir_all(dir).unwrap();
     }
 
