@@ -562,27 +562,14 @@ async fn http_flv_pull_reconnects_and_serves_latest_picture_and_metrics() {
     let etag = resp.headers()["etag"].to_str().unwrap().to_owned();
     let jpeg = resp.bytes().await.unwrap();
     assert_eq!(&jpeg[..2], &[0xff, 0xd8]);
-    // The newest picture is the live (second, three-capture) session's highest seq, whatever
-    // order the renders finished or the callbacks arrived in.
-    let bodies = receiver.bodies();
-    let part = |cb: &Value, i: usize| {
-        cb["taskid"]
-            .as_str()
-            .unwrap()
-            .split('/')
-            .nth(i)
-            .unwrap()
-            .to_owned()
+    // The newest picture: the highest (push start, seq) of the taskids `{app}/{stream}/
+    // {push_start_ms}-{session}/{seq}`, whatever order the renders finished or callbacks came in.
+    let order = |cb: &Value| {
+        let taskid: Vec<&str> = cb["taskid"].as_str().unwrap().split('/').collect();
+        let push_start: u64 = taskid[2].split('-').next().unwrap().parse().unwrap();
+        (push_start, taskid[3].parse::<u32>().unwrap())
     };
-    let live = sessions
-        .iter()
-        .max_by_key(|s| bodies.iter().filter(|cb| &&part(cb, 2) == s).count())
-        .unwrap();
-    let newest = bodies
-        .iter()
-        .filter(|cb| &part(cb, 2) == live)
-        .max_by_key(|cb| part(cb, 3).parse::<u32>().unwrap())
-        .unwrap()["keys"]
+    let newest = receiver.bodies().into_iter().max_by_key(order).unwrap()["keys"]
         .as_str()
         .unwrap()
         .to_owned();
