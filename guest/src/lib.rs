@@ -3,7 +3,8 @@
 //! callback JSON — and the render path (decode one I-frame, crop, colour, scale, JPEG).
 //!
 //! It never does I/O and never reads a clock: the host pushes tags in and does what the guest
-//! returns. Everything but the WIT glue in `bindings` compiles and is tested natively.
+//! returns. Everything but the WIT glue in `component` (feature `component`, wasm32 only) compiles and is
+//! tested natively; other crates (the edge proxy) use it as a plain library.
 #![deny(unsafe_code)]
 
 pub mod avc;
@@ -11,6 +12,7 @@ pub mod callback;
 pub mod capture;
 pub mod clock;
 pub mod color;
+pub mod demux;
 pub mod encode;
 pub mod error;
 pub mod flv;
@@ -18,7 +20,7 @@ pub mod naming;
 pub mod render;
 pub mod scale;
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", feature = "component"))]
 #[allow(
     unsafe_code,
     reason = "wit-bindgen's generate!/export! expand to the canonical ABI's unsafe exports"

@@ -24,6 +24,17 @@ enum Command {
     Serve(ServeArgs),
     /// Load test: N concurrent real-time streams through the service's in-process path.
     Loadtest(LoadArgs),
+    /// Write the embeddable artifacts: DIR/livesnap.wasm (the capability-free capture + render
+    /// component), DIR/livesnap-edge.wasm (the wasi:http edge proxy) and DIR/wit/ (the contract).
+    Component(ComponentArgs),
+}
+
+#[derive(Debug, Args)]
+struct ComponentArgs {
+    /// Directory to write into (created if missing; existing files of the same names are
+    /// replaced).
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -155,6 +166,18 @@ pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Serve(args) => serve_command(&args),
         Command::Loadtest(args) => loadtest_command(args),
+        Command::Component(args) => match crate::artifact::write(&args.out) {
+            Ok(written) => {
+                for line in written {
+                    println!("{line}");
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("livesnap: error: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Replay(args) => match replay_command(args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

@@ -1,19 +1,18 @@
 //! The wasmtime side: one `Engine` and compiled component per process, a capture instance (own
 //! `Store`) per stream and render instances with their own stores. Each store has a memory cap
 //! and an epoch deadline; a trap ends only the call (render) or the stream (capture) it hit.
+//!
+//! The component is capability-free: it imports nothing but its own WIT types, so the linker
+//! here provides nothing — no WASI, no clock, no filesystem, no network.
 
 use anyhow::Context as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-use wasmtime::component::{Component, Linker, ResourceAny, ResourceTable};
+use wasmtime::component::{Component, Linker, ResourceAny};
 use wasmtime::{
     Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store,
     Trap,
-};
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
-use wasmtime_wasi::{
-    HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView,
 };
 
 #[allow(
@@ -33,14 +32,19 @@ pub use bindings::exports::livesnap::snap::capture::{
 pub use bindings::exports::livesnap::snap::render::{Frame, Matrix, Picture};
 pub use bindings::livesnap::snap::types::{ErrorCode, Failure};
 
-/// The guest component, built by `build.rs`.
-static GUEST_WASM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/livesnap_guest.wasm"));
+/// The capability-free capture + render component (`livesnap.wasm`), built by `build.rs`.
+pub static COMPONENT_WASM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/livesnap.wasm"));
+
+/// The `wasi:http/proxy` edge component (`livesnap-edge.wasm`), built by `build.rs`.
+pub static EDGE_WASM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/livesnap-edge.wasm"));
+
+/// The edge proxy built without capture (feature `passthrough`): the baseline of the
+/// benchmark's edge CPU figure. Not written by `livesnap component`.
+pub static EDGE_PASSTHROUGH_WASM: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/livesnap-edge-passthrough.wasm"));
 
 /// How often the epoch advances; deadlines are counted in these ticks.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
-
-/// Bytes of guest stderr kept for error messages (a guest panic message lands there).
-const STDERR_CAPTURE_BYTES: usize = 16 * 1024;
 
 impl Failure {
     /// `"Code: message"`, for logs and error messages.
@@ -179,23 +183,12 @@ impl Runtime {
     }
 
     fn new_store(&self, engine: &Engine, max_memory_bytes: usize) -> Store<HostState> {
-        let stderr = MemoryOutputPipe::new(STDERR_CAPTURE_BYTES);
-        let wasi = WasiCtxBuilder::new()
-            .stderr(stderr.clone())
-            // The guest has no clock of its own: give it a stopped one, so nothing it could read
-            // makes a replay differ.
-            .wall_clock(StoppedClock)
-            .monotonic_clock(StoppedClock)
-            .build();
         let state = HostState {
-            wasi,
-            table: ResourceTable::new(),
             limiter: Limiter {
                 max_memory_bytes,
                 peak_memory_bytes: 0,
                 denied: false,
             },
-            stderr,
         };
         let mut store = Store::new(engine, state);
         store.limiter(|s| &mut s.limiter);
@@ -254,13 +247,12 @@ impl Runtime {
     }
 }
 
-/// Compile the embedded component for `engine` and resolve its imports (WASI only).
+/// Compile the embedded component for `engine`. It has no imports, so the linker stays empty.
 fn instantiate_pre(engine: &Engine) -> anyhow::Result<bindings::SnapperPre<HostState>> {
-    let component = Component::new(engine, GUEST_WASM)
+    let component = Component::new(engine, COMPONENT_WASM)
         .map_err(anyhow::Error::from)
         .context("compiling the livesnap guest component")?;
-    let mut linker = Linker::<HostState>::new(engine);
-    wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+    let linker = Linker::<HostState>::new(engine);
     Ok(bindings::SnapperPre::new(
         linker.instantiate_pre(&component)?,
     )?)
@@ -380,21 +372,9 @@ impl RenderInstance {
     }
 }
 
-/// Store data: WASI context, resource table, memory limiter and the guest's captured stderr.
+/// Store data: the memory limiter (the component has no imports, so nothing else).
 struct HostState {
-    wasi: WasiCtx,
-    table: ResourceTable,
     limiter: Limiter,
-    stderr: MemoryOutputPipe,
-}
-
-impl WasiView for HostState {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
-    }
 }
 
 /// A memory cap that also remembers the peak and whether it refused growth.
@@ -429,27 +409,6 @@ impl ResourceLimiter for Limiter {
     }
 }
 
-/// A clock that always reads zero.
-struct StoppedClock;
-
-impl HostWallClock for StoppedClock {
-    fn resolution(&self) -> Duration {
-        Duration::from_secs(1)
-    }
-    fn now(&self) -> Duration {
-        Duration::ZERO
-    }
-}
-
-impl HostMonotonicClock for StoppedClock {
-    fn resolution(&self) -> u64 {
-        1_000_000_000
-    }
-    fn now(&self) -> u64 {
-        0
-    }
-}
-
 fn ticks(d: Duration) -> u64 {
     (d.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64
 }
@@ -457,9 +416,6 @@ fn ticks(d: Duration) -> u64 {
 /// Classify a trap as the failure it stands for.
 fn trap_failure(store: &Store<HostState>, err: wasmtime::Error) -> Failure {
     let state = store.data();
-    let stderr = String::from_utf8_lossy(&state.stderr.contents())
-        .trim()
-        .to_owned();
     if err.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
         Failure::new(ErrorCode::Timeout, "render exceeded its deadline")
     } else if state.limiter.denied {
@@ -471,15 +427,13 @@ fn trap_failure(store: &Store<HostState>, err: wasmtime::Error) -> Failure {
             ),
         )
     } else {
-        let detail = if stderr.is_empty() {
-            format!("{err:#}")
-        } else {
-            stderr
-        };
-        Failure::new(
-            ErrorCode::DecodeFailed,
-            format!("decoder trapped: {detail}"),
-        )
+        // The guest aborts on a panic (`panic = "abort"`, no stderr to print to): the trap and
+        // its wasm backtrace are what there is to tell.
+        let trap = err
+            .downcast_ref::<Trap>()
+            .map(|t| t.to_string())
+            .unwrap_or_else(|| format!("{err:#}"));
+        Failure::new(ErrorCode::DecodeFailed, format!("decoder trapped: {trap}"))
     }
 }
 

@@ -196,3 +196,51 @@ fn a_truncated_file_processes_every_complete_tag_then_warns() {
     assert_eq!(files_under(&out).len(), lines);
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn component_writes_the_components_and_their_wit() {
+    let dir = temp_dir("component");
+    let out = dir.join("dist");
+    let o = livesnap(&["component", "--out", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let files = files_under(&out);
+    assert_eq!(
+        files,
+        [
+            out.join("livesnap-edge.wasm"),
+            out.join("livesnap.wasm"),
+            out.join("wit/livesnap.wit"),
+        ]
+    );
+    // Exactly what the binary runs, and the repository's WIT.
+    assert_eq!(
+        std::fs::read(out.join("livesnap.wasm")).unwrap(),
+        livesnap::runtime::COMPONENT_WASM
+    );
+    assert_eq!(
+        std::fs::read(out.join("livesnap-edge.wasm")).unwrap(),
+        livesnap::runtime::EDGE_WASM
+    );
+    let wit = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../wit/livesnap.wit");
+    assert_eq!(
+        std::fs::read(out.join("wit/livesnap.wit")).unwrap(),
+        std::fs::read(wit).unwrap()
+    );
+    // One `sha256  bytes  path` line per file.
+    let stdout = text(&o.stdout);
+    assert_eq!(stdout.lines().count(), 3, "{stdout}");
+    for line in stdout.lines() {
+        let hash = line.split_whitespace().next().unwrap();
+        assert_eq!(hash.len(), 64, "{line}");
+    }
+    // A directory that cannot be created is an error, not a panic.
+    let blocked = dir.join("file");
+    std::fs::write(&blocked, b"x").unwrap();
+    let o = livesnap(&["component", "--out", blocked.join("sub").to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o.stderr).contains("cannot create"),
+        "{}",
+        text(&o.stderr)
+    );
+}

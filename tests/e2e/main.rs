@@ -6,6 +6,7 @@
     reason = "test code: a failed unwrap is a failed test"
 )]
 
+mod embedding;
 mod hostile;
 mod limits;
 mod model;

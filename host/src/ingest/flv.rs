@@ -7,16 +7,7 @@ use std::io::{self, Read};
 /// a keyframe of a 4K stream stays well under 4 MiB.
 pub const DEFAULT_MAX_TAG_BYTES: usize = 16 * 1024 * 1024;
 
-/// One FLV tag.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Tag {
-    /// 8 audio, 9 video, 18 script data.
-    pub tag_type: u8,
-    /// Timestamp in ms: 24 bits plus the 8-bit extension as the high byte.
-    pub timestamp_ms: u32,
-    /// The tag's data.
-    pub body: Vec<u8>,
-}
+pub use livesnap_guest::demux::{DemuxError, FlvPushParser, Tag};
 
 /// Why the container could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -142,82 +133,6 @@ impl<R: Read> FlvReader<R> {
     }
 }
 
-/// Incremental FLV parser for network sources (HTTP-FLV): push bytes as they arrive, get whole
-/// tags out. Buffers at most one tag plus its header.
-pub struct FlvPushParser {
-    buf: Vec<u8>,
-    /// The 9-byte file header and PreviousTagSize0 have been consumed.
-    header_done: bool,
-    max_tag_bytes: usize,
-}
-
-impl FlvPushParser {
-    /// A parser refusing tags larger than `max_tag_bytes`.
-    pub fn new(max_tag_bytes: usize) -> Self {
-        FlvPushParser {
-            buf: Vec::new(),
-            header_done: false,
-            max_tag_bytes,
-        }
-    }
-
-    /// Add `bytes`; returns every tag completed by them.
-    pub fn push(&mut self, bytes: &[u8]) -> Result<Vec<Tag>, FlvError> {
-        self.buf.extend_from_slice(bytes);
-        let mut tags = Vec::new();
-        let mut pos = 0;
-        if !self.header_done {
-            if self.buf.len() < 9 {
-                return Ok(tags);
-            }
-            if &self.buf[..3] != b"FLV" {
-                return Err(FlvError::NotFlv(
-                    "the stream does not start with the 'FLV' signature".into(),
-                ));
-            }
-            let offset =
-                u32::from_be_bytes([self.buf[5], self.buf[6], self.buf[7], self.buf[8]]) as usize;
-            if !(9..=1024).contains(&offset) {
-                return Err(FlvError::NotFlv(format!(
-                    "header size {offset} is outside 9..=1024"
-                )));
-            }
-            // Header, then PreviousTagSize0.
-            if self.buf.len() < offset + 4 {
-                return Ok(tags);
-            }
-            pos = offset + 4;
-            self.header_done = true;
-        }
-        while let Some(head) = self.buf.get(pos..pos + 11) {
-            let size =
-                usize::from(head[1]) << 16 | usize::from(head[2]) << 8 | usize::from(head[3]);
-            if size > self.max_tag_bytes {
-                return Err(FlvError::TagTooLarge {
-                    offset: pos as u64,
-                    size,
-                    max: self.max_tag_bytes,
-                });
-            }
-            // Tag header, body, then its PreviousTagSize.
-            let Some(body) = self.buf.get(pos + 11..pos + 11 + size) else {
-                break;
-            };
-            if self.buf.len() < pos + 11 + size + 4 {
-                break;
-            }
-            tags.push(Tag {
-                tag_type: head[0] & 0x1f,
-                timestamp_ms: u32::from_be_bytes([head[7], head[4], head[5], head[6]]),
-                body: body.to_vec(),
-            });
-            pos += 11 + size + 4;
-        }
-        self.buf.drain(..pos);
-        Ok(tags)
-    }
-}
-
 /// Read until `buf` is full or the input ends; returns the bytes read.
 fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut filled = 0;
@@ -276,28 +191,6 @@ mod tests {
         assert!(matches!(
             r.next_tag(),
             Err(FlvError::Truncated { offset: 30 })
-        ));
-    }
-
-    #[test]
-    fn push_parser_yields_the_same_tags_whatever_the_chunking() {
-        let data = flv(&[(18, 0, b"meta"), (9, 0x0100_0000, b"video"), (8, 7, b"")]);
-        let mut whole = FlvPushParser::new(DEFAULT_MAX_TAG_BYTES);
-        let all = whole.push(&data).unwrap();
-        assert_eq!(all.len(), 3);
-        assert_eq!(all[1].timestamp_ms, 0x0100_0000);
-        for chunk in [1, 2, 5, 13] {
-            let mut p = FlvPushParser::new(DEFAULT_MAX_TAG_BYTES);
-            let got: Vec<Tag> = data
-                .chunks(chunk)
-                .flat_map(|c| p.push(c).unwrap())
-                .collect();
-            assert_eq!(got, all, "chunks of {chunk}");
-        }
-        assert!(FlvPushParser::new(10).push(b"RIFF\0\0\0\0\0\0").is_err());
-        assert!(matches!(
-            FlvPushParser::new(2).push(&data),
-            Err(FlvError::TagTooLarge { size: 4, .. })
         ));
     }
 
