@@ -63,40 +63,34 @@ fn main() -> anyhow::Result<()> {
             break;
         };
         pos += 11 + size + 4;
-        let callback = match capture.session().call_push_tag(
-            &mut store,
-            session,
-            head[0] & 0x1f,
-            timestamp_ms,
-            body,
-        )? {
-            Ok(Action::Capture(shot)) => {
-                let outcome = match render.call_render(
-                    &mut store,
-                    &shot.config,
-                    &shot.access_unit,
-                    shot.shortside_px,
-                    shot.jpeg_quality,
-                )? {
-                    Ok(picture) => {
-                        let path = std::path::Path::new(out).join("livesnap").join(&shot.key);
-                        std::fs::create_dir_all(path.parent().context("key has a folder")?)?;
-                        std::fs::write(&path, &picture.jpeg)?;
-                        Outcome::Stored((picture.width_px, picture.height_px))
+        let (kind, session_api) = (head[0] & 0x1f, capture.session());
+        let callback =
+            match session_api.call_push_tag(&mut store, session, kind, timestamp_ms, body)? {
+                Ok(Action::Capture(s)) => {
+                    let (config, au) = (&s.config, &s.access_unit);
+                    let outcome = match render.call_render(
+                        &mut store,
+                        config,
+                        au,
+                        s.shortside_px,
+                        s.jpeg_quality,
+                    )? {
+                        Ok(picture) => {
+                            let path = std::path::Path::new(out).join("livesnap").join(&s.key);
+                            std::fs::create_dir_all(path.parent().context("key has a folder")?)?;
+                            std::fs::write(&path, &picture.jpeg)?;
+                            Outcome::Stored((picture.width_px, picture.height_px))
+                        }
+                        Err(failure) => Outcome::Failed(failure),
+                    };
+                    match session_api.call_complete(&mut store, session, s.seq, &outcome)? {
+                        Ok(body) => body,
+                        Err(failure) => bail!("complete refused: {}", failure.message),
                     }
-                    Err(failure) => Outcome::Failed(failure),
-                };
-                match capture
-                    .session()
-                    .call_complete(&mut store, session, shot.seq, &outcome)?
-                {
-                    Ok(body) => body,
-                    Err(failure) => bail!("complete refused: {}", failure.message),
                 }
-            }
-            Ok(Action::Refused(body)) => body,
-            Ok(Action::None) | Err(_) => continue, // an unusable tag is skipped
-        };
+                Ok(Action::Refused(body)) => body,
+                Ok(Action::None) | Err(_) => continue, // an unusable tag is skipped
+            };
         println!("{callback}");
     }
     Ok(())

@@ -162,6 +162,7 @@ pub fn options(name: &str) -> ReplayOptions {
         bucket: "shots".into(),
         uniqname: "acme".into(),
         callbacks: None,
+        render_workers: 0,
     }
 }
 

@@ -156,6 +156,10 @@ struct ReplayFlags {
     /// $XDG_STATE_HOME/livesnap/spool or ~/.local/state/livesnap/spool).
     #[arg(long, value_name = "DIR")]
     spool: Option<PathBuf>,
+    /// Render I-frames on N render instances at once (default: one per core). Keys, callbacks
+    /// and their order are the same for every N.
+    #[arg(long, value_name = "N", default_value_t = 0, hide_default_value = true)]
+    render_workers: usize,
     /// Replay nothing: deliver what earlier runs left in the spool, then exit.
     #[arg(long, conflicts_with_all = ["file", "callback_url", "callbacks"])]
     resume_only: bool,
@@ -246,6 +250,7 @@ fn replay_command(args: ReplayArgs) -> anyhow::Result<()> {
             .unwrap_or_else(|| "livesnap".to_owned()),
         uniqname: args.uniqname,
         callbacks: args.callbacks,
+        render_workers: args.render_workers,
     };
     let total = std::fs::metadata(&opts.input).map(|m| m.len()).unwrap_or(0);
     let bar = if std::io::stderr().is_terminal() {

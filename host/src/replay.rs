@@ -1,5 +1,10 @@
 //! `livesnap replay`: one recorded FLV file as one session, as fast as it can be read.
 //!
+//! Tags go through the session's capture instance on this thread; due shots are rendered on
+//! `render_workers` render instances (scoped threads) while reading goes on, and are stored,
+//! completed and called back strictly in capture order — so the output does not depend on the
+//! number of workers.
+//!
 //! The capture loop is synchronous wasmtime; storage and callback delivery are async, so a replay
 //! runs them on a small tokio runtime of its own ([`replay_with`]). With HTTP callbacks, every
 //! callback is spooled durably before its line is written to `--callbacks`, and the replay waits
@@ -8,16 +13,19 @@
 use crate::callback::{Callbacks, DeliveryConfig, Target};
 use crate::ingest::flv::{DEFAULT_MAX_TAG_BYTES, FlvError, FlvReader};
 use crate::runtime::{
-    Action, CaptureInstance, ErrorCode, Failure, KeyMode, Outcome, RenderInstance, Runtime,
-    SessionInfo, Settings,
+    Action, CaptureInstance, ErrorCode, Failure, KeyMode, Outcome, Picture, RenderInstance,
+    Runtime, SessionInfo, Settings, Shot,
 };
 use crate::sink::CallbackLines;
 use crate::storage::{FsStorage, Storage, StorageConfig};
 use anyhow::Context;
 use serde::Deserialize;
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
+use std::sync::{Mutex, mpsc};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// An error in what the user gave us (arguments, input file): exit code 2, nothing written.
@@ -54,6 +62,9 @@ pub struct ReplayOptions {
     pub uniqname: String,
     /// Callback lines destination (`-` = stdout).
     pub callbacks: Option<PathBuf>,
+    /// Render instances working at once; `0`: one per core. Callbacks, keys and bytes do not
+    /// depend on it: shots are stored, completed and called back in capture order.
+    pub render_workers: usize,
 }
 
 /// Where a replay sends pictures and callbacks, beyond [`ReplayOptions::out`] and
@@ -331,7 +342,6 @@ pub fn replay_with(
     if let Some(http) = &outputs.http {
         check_http(http)?;
     }
-    let mut renderer = runtime.renderer()?;
     let io = io_runtime()?;
     let http = match &outputs.http {
         Some(h) => {
@@ -355,66 +365,202 @@ pub fn replay_with(
     };
     let span = tracing::info_span!("stream", app = %opts.app, stream = %stream, session_id);
     let _enter = span.enter();
-    loop {
-        let tag = match reader.next_tag() {
-            Ok(Some(tag)) => tag,
-            Ok(None) => break,
-            Err(e @ (FlvError::Truncated { .. } | FlvError::TagTooLarge { .. })) => {
-                tracing::warn!(cause = %e, "input ends early: every complete tag before it was processed");
-                summary.truncated = Some(e.to_string());
-                break;
+    let workers = match opts.render_workers {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    let renderers = (0..workers)
+        .map(|_| runtime.renderer())
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let (job_tx, job_rx) = mpsc::sync_channel::<RenderJob>(workers);
+    let job_rx = Mutex::new(job_rx);
+    let render_peak = AtomicUsize::new(0);
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        for mut renderer in renderers {
+            let (job_rx, render_peak) = (&job_rx, &render_peak);
+            scope.spawn(move || {
+                render_worker(runtime, &mut renderer, job_rx);
+                render_peak.fetch_max(renderer.peak_memory_bytes(), AtomicOrdering::Relaxed);
+            });
+        }
+        // Captures in capture order: a refused one is ready at once, a rendered one when its
+        // worker answers. Only the front is stored, completed and called back, so the output is
+        // the same whatever the number of workers.
+        let mut in_flight: VecDeque<Slot> = VecDeque::new();
+        let mut emit = |body: String| -> anyhow::Result<()> {
+            // Spool first: a line in `--callbacks` means its callback is already durable.
+            if let Some((callbacks, target, ..)) = &http {
+                io.block_on(callbacks.enqueue(target, &ordering_key, body.clone()))
+                    .context("cannot spool a callback")?;
             }
-            Err(e) => return Err(e).context(format!("reading {}", opts.input.display())),
+            if let Some(out) = lines.as_mut() {
+                out.write(&body)?;
+            }
+            Ok(())
         };
-        summary.tags += 1;
-        progress(reader.offset());
-        let action = match capture.push_tag(tag.tag_type, tag.timestamp_ms, &tag.body)? {
-            Ok(action) => action,
-            Err(failure) => {
-                summary.tag_errors += 1;
-                tracing::warn!(tag = summary.tags, timestamp_ms = tag.timestamp_ms, cause = %failure.text(), "tag skipped");
-                continue;
-            }
-        };
-        let body = match action {
-            Action::None => continue,
-            Action::Refused(body) => {
-                summary.failed += 1;
-                body
-            }
-            Action::Capture(shot) => {
-                let outcome =
-                    store_shot(runtime, &mut renderer, &io, &storage, &opts.bucket, &shot);
-                match &outcome {
-                    Outcome::Stored(..) => summary.stored += 1,
-                    Outcome::Failed(f) => {
-                        summary.failed += 1;
-                        tracing::warn!(key = %shot.key, cause = %f.text(), "capture failed");
-                    }
+        let store =
+            |key: &str, picture: Picture| store_picture(&io, &storage, &opts.bucket, key, picture);
+        loop {
+            let tag = match reader.next_tag() {
+                Ok(Some(tag)) => tag,
+                Ok(None) => break,
+                Err(e @ (FlvError::Truncated { .. } | FlvError::TagTooLarge { .. })) => {
+                    tracing::warn!(cause = %e, "input ends early: every complete tag before it was processed");
+                    summary.truncated = Some(e.to_string());
+                    break;
                 }
-                complete(&mut capture, shot.seq, &outcome)?
+                Err(e) => return Err(e).context(format!("reading {}", opts.input.display())),
+            };
+            summary.tags += 1;
+            progress(reader.offset());
+            let action = match capture_push(&mut capture, &tag)? {
+                Ok(action) => action,
+                Err(failure) => {
+                    summary.tag_errors += 1;
+                    tracing::warn!(tag = summary.tags, timestamp_ms = tag.timestamp_ms, cause = %failure.text(), "tag skipped");
+                    continue;
+                }
+            };
+            match action {
+                Action::None => {}
+                Action::Refused(body) => {
+                    summary.failed += 1;
+                    in_flight.push_back(Slot::Ready(body));
+                }
+                Action::Capture(shot) => {
+                    let (reply_tx, reply) = mpsc::channel();
+                    let (seq, key) = (shot.seq, shot.key.clone());
+                    job_tx
+                        .send((shot, reply_tx))
+                        .map_err(|_| anyhow::anyhow!("render workers stopped"))?;
+                    in_flight.push_back(Slot::Rendering { seq, key, reply });
+                }
             }
-        };
-        // Spool first: a line in `--callbacks` means its callback is already durable.
-        if let Some((callbacks, target, ..)) = &http {
-            io.block_on(callbacks.enqueue(target, &ordering_key, body.clone()))
-                .context("cannot spool a callback")?;
+            // Keep at most two shots per worker in flight; settle what is ready meanwhile.
+            let full = in_flight.len() >= 2 * workers;
+            drain(
+                &mut in_flight,
+                full,
+                &mut summary,
+                &mut capture,
+                &store,
+                &mut emit,
+            )?;
         }
-        if let Some(out) = lines.as_mut() {
-            out.write(&body)?;
-        }
-    }
+        drain(
+            &mut in_flight,
+            true,
+            &mut summary,
+            &mut capture,
+            &store,
+            &mut emit,
+        )?;
+        drop(job_tx);
+        Ok(())
+    })?;
     if let Some(out) = lines.as_mut() {
         out.flush()?;
     }
     summary.elapsed = started.elapsed();
     summary.capture_peak_memory_bytes = capture.peak_memory_bytes();
-    summary.render_peak_memory_bytes = renderer.peak_memory_bytes();
+    summary.render_peak_memory_bytes = render_peak.into_inner();
     if let Some((callbacks, _, wait, resumed)) = http {
         summary.delivery = Some(finish_delivery(&io, &callbacks, wait, resumed));
     }
     io.shutdown_timeout(Duration::from_secs(1));
     Ok(summary)
+}
+
+/// Store, complete and call back the captures at the front of `in_flight` that are ready (all of
+/// them, waiting for renders, when `wait`).
+fn drain(
+    in_flight: &mut VecDeque<Slot>,
+    wait: bool,
+    summary: &mut Summary,
+    capture: &mut CaptureInstance,
+    store: &dyn Fn(&str, Picture) -> Outcome,
+    emit: &mut dyn FnMut(String) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    while let Some(front) = in_flight.pop_front() {
+        let (seq, key, reply) = match front {
+            Slot::Ready(body) => {
+                emit(body)?;
+                continue;
+            }
+            Slot::Rendering { seq, key, reply } => (seq, key, reply),
+        };
+        let rendered = if wait {
+            reply.recv().ok()
+        } else {
+            match reply.try_recv() {
+                Ok(rendered) => Some(rendered),
+                Err(mpsc::TryRecvError::Empty) => {
+                    in_flight.push_front(Slot::Rendering { seq, key, reply });
+                    return Ok(());
+                }
+                Err(mpsc::TryRecvError::Disconnected) => None,
+            }
+        };
+        let outcome = match rendered {
+            Some(Ok(picture)) => store(&key, picture),
+            Some(Err(failure)) => Outcome::Failed(failure),
+            None => Outcome::Failed(Failure::new(
+                ErrorCode::DecodeFailed,
+                "render worker stopped",
+            )),
+        };
+        match &outcome {
+            Outcome::Stored(..) => summary.stored += 1,
+            Outcome::Failed(f) => {
+                summary.failed += 1;
+                tracing::warn!(key = %key, cause = %f.text(), "capture failed");
+            }
+        }
+        emit(complete(capture, seq, &outcome)?)?;
+    }
+    Ok(())
+}
+
+/// A shot for a render worker, and where to send its picture.
+type RenderJob = (Shot, mpsc::Sender<Result<Picture, Failure>>);
+
+/// A capture attempt awaiting its turn to be called back.
+enum Slot {
+    /// Its callback body (a refused shot).
+    Ready(String),
+    /// Being rendered; the picture arrives on `reply`.
+    Rendering {
+        seq: u32,
+        key: String,
+        reply: mpsc::Receiver<Result<Picture, Failure>>,
+    },
+}
+
+/// Render jobs until the queue closes. A render instance that cannot be used fails its shot.
+fn render_worker(
+    runtime: &Runtime,
+    renderer: &mut RenderInstance,
+    jobs: &Mutex<mpsc::Receiver<RenderJob>>,
+) {
+    loop {
+        // Hold the lock only to take one job.
+        let job = match jobs.lock() {
+            Ok(rx) => rx.recv(),
+            Err(_) => return,
+        };
+        let Ok((shot, reply)) = job else { return };
+        let rendered = renderer
+            .render(runtime, &shot)
+            .unwrap_or_else(|e| Err(Failure::new(ErrorCode::DecodeFailed, format!("{e:#}"))));
+        let _ = reply.send(rendered);
+    }
+}
+
+fn capture_push(
+    capture: &mut CaptureInstance,
+    tag: &crate::ingest::flv::Tag,
+) -> anyhow::Result<Result<Action, Failure>> {
+    capture.push_tag(tag.tag_type, tag.timestamp_ms, &tag.body)
 }
 
 /// Replay nothing: deliver what earlier runs left in the spool of `delivery`, waiting up to
@@ -456,24 +602,18 @@ fn finish_delivery(
     DeliveryReport::of(callbacks, resumed)
 }
 
-/// Render a shot and store it; every failure becomes the shot's outcome.
-fn store_shot(
-    runtime: &Runtime,
-    renderer: &mut RenderInstance,
+/// Store a rendered picture; a failed upload becomes the shot's outcome.
+fn store_picture(
     io: &tokio::runtime::Runtime,
     storage: &Storage,
     bucket: &str,
-    shot: &crate::runtime::Shot,
+    key: &str,
+    picture: Picture,
 ) -> Outcome {
-    let picture = match renderer.render(runtime, shot) {
-        Ok(Ok(picture)) => picture,
-        Ok(Err(failure)) => return Outcome::Failed(failure),
-        Err(e) => return Outcome::Failed(Failure::new(ErrorCode::DecodeFailed, format!("{e:#}"))),
-    };
     let (width_px, height_px) = (picture.width_px, picture.height_px);
-    match io.block_on(storage.put(bucket, &shot.key, picture.jpeg.into())) {
+    match io.block_on(storage.put(bucket, key, picture.jpeg.into())) {
         Ok(()) => {
-            tracing::info!(key = %shot.key, width = width_px, height = height_px, "shot stored");
+            tracing::info!(key = %key, width = width_px, height = height_px, "shot stored");
             Outcome::Stored((width_px, height_px))
         }
         Err(e) => Outcome::Failed(Failure::new(ErrorCode::UploadFailed, format!("{e:#}"))),

@@ -6,13 +6,14 @@
 //! here provides nothing — no WASI, no clock, no filesystem, no network.
 
 use anyhow::Context as _;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use wasmtime::component::{Component, Linker, ResourceAny};
 use wasmtime::{
-    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store,
-    Trap,
+    Cache, CacheConfig, Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig,
+    ResourceLimiter, Store, Trap,
 };
 
 #[allow(
@@ -89,6 +90,10 @@ pub struct Limits {
     /// `None` allocates on demand (replay, tests). Render instances always allocate on demand:
     /// their large memory reservation lets the decoder run without bounds checks.
     pub pooled_capture_instances: Option<u32>,
+    /// Directory of wasmtime's compilation cache: the machine code compiled for this component
+    /// (and this wasmtime, CPU and settings) is stored there and reused by the next process, so
+    /// only the first start after an upgrade compiles. `None`: compile at every start.
+    pub compile_cache: Option<PathBuf>,
 }
 
 impl Default for Limits {
@@ -100,6 +105,39 @@ impl Default for Limits {
             capture_deadline: Duration::from_secs(1),
             render_deadline: Duration::from_secs(10),
             pooled_capture_instances: None,
+            compile_cache: default_cache_dir(),
+        }
+    }
+}
+
+/// `$LIVESNAP_CACHE_DIR`, else `$XDG_CACHE_HOME/livesnap`, else `~/.cache/livesnap`; `None`
+/// when `LIVESNAP_CACHE_DIR` is set but empty (caching off) or no home is known.
+pub fn default_cache_dir() -> Option<PathBuf> {
+    let var = |name: &str| std::env::var_os(name);
+    if let Some(dir) = var("LIVESNAP_CACHE_DIR") {
+        return (!dir.is_empty()).then(|| PathBuf::from(dir));
+    }
+    var("XDG_CACHE_HOME")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            var("HOME")
+                .filter(|d| !d.is_empty())
+                .map(|h| PathBuf::from(h).join(".cache"))
+        })
+        .map(|base| base.join("livesnap"))
+}
+
+/// wasmtime's compilation cache in `dir`; a cache that cannot be set up is logged and skipped
+/// (compiling at every start is slower, not wrong).
+fn compile_cache(dir: &Path) -> Option<Cache> {
+    let mut config = CacheConfig::new();
+    config.with_directory(dir.join("wasmtime"));
+    match Cache::new(config) {
+        Ok(cache) => Some(cache),
+        Err(e) => {
+            tracing::warn!(dir = %dir.display(), cause = %format!("{e:#}"), "compilation cache unavailable: compiling at every start");
+            None
         }
     }
 }
@@ -127,6 +165,9 @@ impl Runtime {
         let mut config = Config::new();
         config.epoch_interruption(true);
         config.wasm_component_model(true);
+        if let Some(dir) = &limits.compile_cache {
+            config.cache(compile_cache(dir));
+        }
         let engine = Engine::new(&config)?;
         let pre = instantiate_pre(&engine)?;
         let capture = match limits.pooled_capture_instances {

@@ -10,6 +10,7 @@ mod embedding;
 mod hostile;
 mod limits;
 mod model;
+mod parallel;
 mod reference;
 mod rules;
 mod snapshots;
