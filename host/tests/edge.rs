@@ -184,7 +184,10 @@ fn env(
         ("LIVESNAP_S3_BUCKET", "shots".into()),
         ("AWS_ACCESS_KEY_ID", S3_ACCESS_KEY.into()),
         ("AWS_SECRET_ACCESS_KEY", secret.into()),
-        ("LIVESNAP_CALLBACK_URL", format!("{}/hook", callbacks.url)),
+        (
+            "LIVESNAP_CALLBACK_URL",
+            format!("{}?tenant=cdn", callbacks.url),
+        ),
         ("LIVESNAP_CALLBACK_SECRET", CALLBACK_SECRET.into()),
         ("LIVESNAP_INTERVAL_S", "10".into()),
         ("LIVESNAP_UNIQNAME", "cdn".into()),
@@ -271,7 +274,7 @@ fn the_edge_proxy_passes_the_stream_through_and_stores_signed_captures() {
         let got: Vec<Value> = callbacks.accepted()[before..]
             .iter()
             .map(|req| {
-                assert_eq!(req.path, "/hook");
+                assert_eq!(req.path, "/hook?tenant=cdn");
                 check_signature(CALLBACK_SECRET, req);
                 serde_json::from_str(&req.body).unwrap()
             })
