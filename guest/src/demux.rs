@@ -183,7 +183,8 @@ mod tests {
         assert_eq!(
             FlvPushParser::new(4).push(&data),
             Err(DemuxError::TagTooLarge {
-                offset: 28,
+                // 9-byte header + PreviousTagSize0, then the 11 + 4 + 4 bytes of the first tag.
+                offset: 32,
                 size: 5,
                 max: 4
             })
