@@ -99,39 +99,22 @@ pub(crate) fn deblock_picture(pic: &mut PictureState) {
     }
 }
 
-/// bS = 4 luma edge of 16 samples (eq. 8-470 to 8-477). `across` steps from q0 to q1, `along`
-/// from one line of samples to the next; `off` is q0 of the first line.
-fn luma_strong(px: &mut [u8], off: usize, across: usize, along: usize, alpha: i32, beta: i32) {
-    if alpha == 0 || beta == 0 {
-        return;
-    }
-    for k in 0..16 {
-        let q0i = off + k * along;
-        let at = |i: isize| (q0i as isize + i * across as isize) as usize;
-        let [p3, p2, p1, p0, q0, q1, q2, q3] =
-            [-4, -3, -2, -1, 0, 1, 2, 3].map(|i| i32::from(px[at(i)]));
-        if (p0 - q0).abs() >= alpha || (p1 - p0).abs() >= beta || (q1 - q0).abs() >= beta {
-            continue;
-        }
-        let strong = (p0 - q0).abs() < (alpha >> 2) + 2;
-        if strong && (p2 - p0).abs() < beta {
-            px[at(-1)] = ((p2 + 2 * p1 + 2 * p0 + 2 * q0 + q1 + 4) >> 3) as u8;
-            px[at(-2)] = ((p2 + p1 + p0 + q0 + 2) >> 2) as u8;
-            px[at(-3)] = ((2 * p3 + 3 * p2 + p1 + p0 + q0 + 4) >> 3) as u8;
-        } else {
-            px[at(-1)] = ((2 * p1 + p0 + q1 + 2) >> 2) as u8;
-        }
-        if strong && (q2 - q0).abs() < beta {
-            px[at(0)] = ((p1 + 2 * p0 + 2 * q0 + 2 * q1 + q2 + 4) >> 3) as u8;
-            px[at(1)] = ((p0 + q0 + q1 + q2 + 2) >> 2) as u8;
-            px[at(2)] = ((2 * q3 + 3 * q2 + q1 + q0 + p0 + 4) >> 3) as u8;
-        } else {
-            px[at(0)] = ((2 * q1 + q0 + p1 + 2) >> 2) as u8;
-        }
-    }
+/// How an edge is filtered: luma or chroma, bS 4 or bS 3 with its t'C0.
+#[derive(Clone, Copy)]
+enum Filter {
+    LumaStrong,
+    Luma(i16),
+    ChromaStrong,
+    Chroma(i16),
 }
 
-/// bS < 4 luma edge of 16 samples (eq. 8-458 to 8-467).
+/// bS = 4 luma edge of 16 lines (eq. 8-470 to 8-477). `across` steps from q0 to q1, `along`
+/// from one line to the next; `off` is q0 of the first line.
+fn luma_strong(px: &mut [u8], off: usize, across: usize, along: usize, alpha: i32, beta: i32) {
+    edge::<16>(px, off, across, along, alpha, beta, Filter::LumaStrong);
+}
+
+/// bS < 4 luma edge of 16 lines (eq. 8-458 to 8-467).
 fn luma_normal(
     px: &mut [u8],
     off: usize,
@@ -141,34 +124,18 @@ fn luma_normal(
     beta: i32,
     tc0: i32,
 ) {
-    if alpha == 0 || beta == 0 {
-        return;
-    }
-    for k in 0..16 {
-        let q0i = off + k * along;
-        let at = |i: isize| (q0i as isize + i * across as isize) as usize;
-        let [p2, p1, p0, q0, q1, q2] = [-3, -2, -1, 0, 1, 2].map(|i| i32::from(px[at(i)]));
-        if (p0 - q0).abs() >= alpha || (p1 - p0).abs() >= beta || (q1 - q0).abs() >= beta {
-            continue;
-        }
-        let ap = (p2 - p0).abs() < beta;
-        let aq = (q2 - q0).abs() < beta;
-        let tc = tc0 + i32::from(ap) + i32::from(aq);
-        let delta = ((((q0 - p0) << 2) + (p1 - q1) + 4) >> 3).clamp(-tc, tc);
-        px[at(-1)] = (p0 + delta).clamp(0, 255) as u8;
-        px[at(0)] = (q0 - delta).clamp(0, 255) as u8;
-        if ap {
-            px[at(-2)] =
-                (p1 + ((p2 + ((p0 + q0 + 1) >> 1) - (p1 << 1)) >> 1).clamp(-tc0, tc0)) as u8;
-        }
-        if aq {
-            px[at(1)] =
-                (q1 + ((q2 + ((p0 + q0 + 1) >> 1) - (q1 << 1)) >> 1).clamp(-tc0, tc0)) as u8;
-        }
-    }
+    edge::<16>(
+        px,
+        off,
+        across,
+        along,
+        alpha,
+        beta,
+        Filter::Luma(tc0 as i16),
+    );
 }
 
-/// A chroma edge of 8 samples: bS 4 when `tc0` is `None`, else bS 3 with that t'C0.
+/// A chroma edge of 8 lines: bS 4 when `tc0` is `None`, else bS 3 with that t'C0.
 fn chroma_edge(
     px: &mut [u8],
     off: usize,
@@ -178,32 +145,165 @@ fn chroma_edge(
     beta: i32,
     tc0: Option<i32>,
 ) {
-    if alpha == 0 || beta == 0 {
+    let f = match tc0 {
+        None => Filter::ChromaStrong,
+        Some(t) => Filter::Chroma(t as i16),
+    };
+    edge::<8>(px, off, across, along, alpha, beta, f);
+}
+
+/// Filters one edge of `L` lines: copies p3..q3 of every line into eight lanes of `L` samples
+/// (a transpose for vertical edges, plain rows for horizontal ones), filters all lines at once
+/// with branch-free arithmetic (vectorised), and writes the lanes back.
+#[inline(always)]
+fn edge<const L: usize>(
+    px: &mut [u8],
+    off: usize,
+    across: usize,
+    along: usize,
+    alpha: i32,
+    beta: i32,
+    f: Filter,
+) {
+    if alpha == 0 || beta == 0 || off < 4 * across {
         return;
     }
-    for k in 0..8 {
-        let q0i = off + k * along;
-        let (ip1, ip0, iq0, iq1) = (q0i - 2 * across, q0i - across, q0i, q0i + across);
-        let (p1, p0, q0, q1) = (
-            i32::from(px[ip1]),
-            i32::from(px[ip0]),
-            i32::from(px[iq0]),
-            i32::from(px[iq1]),
-        );
-        if (p0 - q0).abs() >= alpha || (p1 - p0).abs() >= beta || (q1 - q0).abs() >= beta {
-            continue;
-        }
-        match tc0 {
-            None => {
-                px[ip0] = ((2 * p1 + p0 + q1 + 2) >> 2) as u8;
-                px[iq0] = ((2 * q1 + q0 + p1 + 2) >> 2) as u8;
+    let base = off - 4 * across;
+    let last = base + 7 * across + (L - 1) * along;
+    if last >= px.len() {
+        return;
+    }
+    let mut v = [[0u8; L]; 8];
+    if across == 1 {
+        for (x, line) in (0..L).map(|x| (x, base + x * along)) {
+            let s = &px[line..line + 8];
+            for k in 0..8 {
+                v[k][x] = s[k];
             }
+        }
+    } else {
+        for (k, lane) in v.iter_mut().enumerate() {
+            let start = base + k * across;
+            lane.copy_from_slice(&px[start..start + L]);
+        }
+    }
+    let (alpha, beta) = (alpha as i16, beta as i16);
+    match f {
+        Filter::LumaStrong => lanes_luma_strong(&mut v, alpha, beta),
+        Filter::Luma(tc0) => lanes_luma(&mut v, alpha, beta, tc0),
+        Filter::ChromaStrong => lanes_chroma(&mut v, alpha, beta, None),
+        Filter::Chroma(tc0) => lanes_chroma(&mut v, alpha, beta, Some(tc0)),
+    }
+    if across == 1 {
+        for (x, line) in (0..L).map(|x| (x, base + x * along)) {
+            let s = &mut px[line + 1..line + 7];
+            for k in 0..6 {
+                s[k] = v[k + 1][x];
+            }
+        }
+    } else {
+        for (k, lane) in v.iter().enumerate().take(7).skip(1) {
+            let start = base + k * across;
+            px[start..start + L].copy_from_slice(lane);
+        }
+    }
+}
+
+#[inline(always)]
+fn load<const L: usize>(v: &[[u8; L]; 8], x: usize) -> [i16; 8] {
+    std::array::from_fn(|k| i16::from(v[k][x]))
+}
+
+#[inline(always)]
+fn gate(s: &[i16; 8], alpha: i16, beta: i16) -> bool {
+    (s[3] - s[4]).abs() < alpha && (s[2] - s[3]).abs() < beta && (s[5] - s[4]).abs() < beta
+}
+
+fn lanes_luma_strong<const L: usize>(v: &mut [[u8; L]; 8], alpha: i16, beta: i16) {
+    for x in 0..L {
+        let s = load(v, x);
+        let [p3, p2, p1, p0, q0, q1, q2, q3] = s;
+        let on = gate(&s, alpha, beta);
+        let near = (p0 - q0).abs() < (alpha >> 2) + 2;
+        let sp = on && near && (p2 - p0).abs() < beta;
+        let sq = on && near && (q2 - q0).abs() < beta;
+        let np0 = if sp {
+            (p2 + 2 * p1 + 2 * p0 + 2 * q0 + q1 + 4) >> 3
+        } else {
+            (2 * p1 + p0 + q1 + 2) >> 2
+        };
+        let np1 = if sp { (p2 + p1 + p0 + q0 + 2) >> 2 } else { p1 };
+        let np2 = if sp {
+            (2 * p3 + 3 * p2 + p1 + p0 + q0 + 4) >> 3
+        } else {
+            p2
+        };
+        let nq0 = if sq {
+            (p1 + 2 * p0 + 2 * q0 + 2 * q1 + q2 + 4) >> 3
+        } else {
+            (2 * q1 + q0 + p1 + 2) >> 2
+        };
+        let nq1 = if sq { (p0 + q0 + q1 + q2 + 2) >> 2 } else { q1 };
+        let nq2 = if sq {
+            (2 * q3 + 3 * q2 + q1 + q0 + p0 + 4) >> 3
+        } else {
+            q2
+        };
+        let out = [np2, np1, np0, nq0, nq1, nq2];
+        for (k, &o) in out.iter().enumerate() {
+            let old = s[k + 1];
+            v[k + 1][x] = if on { o as u8 } else { old as u8 };
+        }
+    }
+}
+
+fn lanes_luma<const L: usize>(v: &mut [[u8; L]; 8], alpha: i16, beta: i16, tc0: i16) {
+    for x in 0..L {
+        let s = load(v, x);
+        let [_, p2, p1, p0, q0, q1, q2, _] = s;
+        let on = gate(&s, alpha, beta);
+        let ap = (p2 - p0).abs() < beta;
+        let aq = (q2 - q0).abs() < beta;
+        let tc = tc0 + i16::from(ap) + i16::from(aq);
+        let delta = ((((q0 - p0) << 2) + (p1 - q1) + 4) >> 3).clamp(-tc, tc);
+        let avg = (p0 + q0 + 1) >> 1;
+        let np1 = if ap {
+            p1 + ((p2 + avg - (p1 << 1)) >> 1).clamp(-tc0, tc0)
+        } else {
+            p1
+        };
+        let nq1 = if aq {
+            q1 + ((q2 + avg - (q1 << 1)) >> 1).clamp(-tc0, tc0)
+        } else {
+            q1
+        };
+        let np0 = (p0 + delta).clamp(0, 255);
+        let nq0 = (q0 - delta).clamp(0, 255);
+        if on {
+            v[2][x] = np1 as u8;
+            v[3][x] = np0 as u8;
+            v[4][x] = nq0 as u8;
+            v[5][x] = nq1 as u8;
+        }
+    }
+}
+
+fn lanes_chroma<const L: usize>(v: &mut [[u8; L]; 8], alpha: i16, beta: i16, tc0: Option<i16>) {
+    for x in 0..L {
+        let s = load(v, x);
+        let [_, _, p1, p0, q0, q1, _, _] = s;
+        let on = gate(&s, alpha, beta);
+        let (np0, nq0) = match tc0 {
+            None => ((2 * p1 + p0 + q1 + 2) >> 2, (2 * q1 + q0 + p1 + 2) >> 2),
             Some(tc0) => {
                 let tc = tc0 + 1;
                 let delta = ((((q0 - p0) << 2) + (p1 - q1) + 4) >> 3).clamp(-tc, tc);
-                px[ip0] = (p0 + delta).clamp(0, 255) as u8;
-                px[iq0] = (q0 - delta).clamp(0, 255) as u8;
+                ((p0 + delta).clamp(0, 255), (q0 - delta).clamp(0, 255))
             }
+        };
+        if on {
+            v[3][x] = np0 as u8;
+            v[4][x] = nq0 as u8;
         }
     }
 }
