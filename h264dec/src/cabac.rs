@@ -126,6 +126,21 @@ const SIG_BASE: [usize; 6] = [105, 120, 134, 149, 152, 402];
 const LAST_BASE: [usize; 6] = [166, 181, 195, 210, 213, 417];
 const ABS_BASE: [usize; 6] = [227, 237, 247, 257, 266, 426];
 
+/// Context states (pStateIdx << 1 | valMPS) initialised for SliceQPY `qp` (§9.3.1.1).
+pub(crate) fn init_contexts(qp: i32) -> [u8; 460] {
+    let mut ctx = [0u8; 460];
+    let qp = qp.clamp(0, 51);
+    for (c, &(m, n)) in ctx.iter_mut().zip(CABAC_INIT_I.iter()) {
+        let pre = (((i32::from(m) * qp) >> 4) + i32::from(n)).clamp(1, 126);
+        *c = if pre <= 63 {
+            ((63 - pre) as u8) << 1
+        } else {
+            (((pre - 64) as u8) << 1) | 1
+        };
+    }
+    ctx
+}
+
 /// Decodes the macroblocks of one CABAC slice.
 pub(crate) struct SliceDecoder<'a> {
     e: Engine<'a>,
@@ -135,21 +150,11 @@ pub(crate) struct SliceDecoder<'a> {
 }
 
 impl<'a> SliceDecoder<'a> {
-    /// Initialises the contexts for SliceQPY (§9.3.1.1) and the engine at byte `start`.
-    pub(crate) fn new(data: &'a [u8], start: usize, qp: i32) -> Result<Self, Error> {
-        let mut ctx = [0u8; 460];
-        let qp = qp.clamp(0, 51);
-        for (c, &(m, n)) in ctx.iter_mut().zip(CABAC_INIT_I.iter()) {
-            let pre = (((i32::from(m) * qp) >> 4) + i32::from(n)).clamp(1, 126);
-            *c = if pre <= 63 {
-                ((63 - pre) as u8) << 1
-            } else {
-                (((pre - 64) as u8) << 1) | 1
-            };
-        }
+    /// A decoder with contexts `ctx` (from [`init_contexts`]) and the engine at byte `start`.
+    pub(crate) fn new(data: &'a [u8], start: usize, ctx: &[u8; 460]) -> Result<Self, Error> {
         Ok(SliceDecoder {
             e: Engine::new(data, start)?,
-            ctx,
+            ctx: *ctx,
             last_dqp: false,
         })
     }

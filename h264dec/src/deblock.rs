@@ -279,12 +279,10 @@ fn lanes_luma<const L: usize>(v: &mut [[u8; L]; 8], alpha: i16, beta: i16, tc0: 
         };
         let np0 = (p0 + delta).clamp(0, 255);
         let nq0 = (q0 - delta).clamp(0, 255);
-        if on {
-            v[2][x] = np1 as u8;
-            v[3][x] = np0 as u8;
-            v[4][x] = nq0 as u8;
-            v[5][x] = nq1 as u8;
-        }
+        v[2][x] = if on { np1 } else { p1 } as u8;
+        v[3][x] = if on { np0 } else { p0 } as u8;
+        v[4][x] = if on { nq0 } else { q0 } as u8;
+        v[5][x] = if on { nq1 } else { q1 } as u8;
     }
 }
 
@@ -301,9 +299,7 @@ fn lanes_chroma<const L: usize>(v: &mut [[u8; L]; 8], alpha: i16, beta: i16, tc0
                 ((p0 + delta).clamp(0, 255), (q0 - delta).clamp(0, 255))
             }
         };
-        if on {
-            v[3][x] = np0 as u8;
-            v[4][x] = nq0 as u8;
-        }
+        v[3][x] = if on { np0 } else { p0 } as u8;
+        v[4][x] = if on { nq0 } else { q0 } as u8;
     }
 }

@@ -14,20 +14,6 @@ pub(crate) struct Edges<const N2: usize, const N: usize> {
 }
 
 impl<const N2: usize, const N: usize> Edges<N2, N> {
-    /// p[x, -1] for x in -1..2N and p[-1, y] for y in -1..N, as the spec writes them.
-    #[inline(always)]
-    fn p(&self, x: i32, y: i32) -> i32 {
-        if y < 0 {
-            if x < 0 {
-                self.corner
-            } else {
-                self.top[(x as usize).min(N2 - 1)]
-            }
-        } else {
-            self.left[(y as usize).min(N - 1)]
-        }
-    }
-
     /// The 8×8 reference sample filter (§8.3.2.2.1).
     pub(crate) fn filtered(&self) -> Self {
         let mut out = Edges {
@@ -94,7 +80,18 @@ pub(crate) fn pred_nxn<const N2: usize, const N: usize>(
     if !ok {
         return false;
     }
-    let p = |x: i32, y: i32| e.p(x, y);
+    // One line of reference samples: p[-1, N-1] .. p[-1, 0], p[-1, -1], p[0, -1] .. p[2N-1, -1],
+    // so p[x, -1] = a[N + 1 + x] and p[-1, y] = a[N - 1 - y] for x, y >= -1.
+    let mut a = [0i32; 25];
+    for (y, &l) in e.left.iter().enumerate() {
+        a[N - 1 - y] = l;
+    }
+    a[N] = e.corner;
+    for (x, &t) in e.top.iter().enumerate() {
+        a[N + 1 + x] = t;
+    }
+    let t = |x: i32| a[(n + 1 + x) as usize];
+    let l = |y: i32| a[(n - 1 - y) as usize];
     match mode {
         0 => {
             for row in out.iter_mut() {
@@ -120,94 +117,75 @@ pub(crate) fn pred_nxn<const N2: usize, const N: usize>(
             };
             *out = [[dc as u8; N]; N];
         }
-        _ => {
-            for y in 0..n {
-                for x in 0..n {
-                    let v = match mode {
-                        3 => {
-                            if x == n - 1 && y == n - 1 {
-                                (p(2 * n - 2, -1) + 3 * p(2 * n - 1, -1) + 2) >> 2
-                            } else {
-                                (p(x + y, -1) + 2 * p(x + y + 1, -1) + p(x + y + 2, -1) + 2) >> 2
-                            }
-                        }
-                        4 => {
-                            if x > y {
-                                (p(x - y - 2, -1) + 2 * p(x - y - 1, -1) + p(x - y, -1) + 2) >> 2
-                            } else if x < y {
-                                (p(-1, y - x - 2) + 2 * p(-1, y - x - 1) + p(-1, y - x) + 2) >> 2
-                            } else {
-                                (p(0, -1) + 2 * p(-1, -1) + p(-1, 0) + 2) >> 2
-                            }
-                        }
-                        5 => {
-                            let z = 2 * x - y;
-                            if z >= 0 && z & 1 == 0 {
-                                (p(x - (y >> 1) - 1, -1) + p(x - (y >> 1), -1) + 1) >> 1
-                            } else if z >= 0 {
-                                (p(x - (y >> 1) - 2, -1)
-                                    + 2 * p(x - (y >> 1) - 1, -1)
-                                    + p(x - (y >> 1), -1)
-                                    + 2)
-                                    >> 2
-                            } else if z == -1 {
-                                (p(-1, 0) + 2 * p(-1, -1) + p(0, -1) + 2) >> 2
-                            } else {
-                                (p(-1, y - 2 * x - 1)
-                                    + 2 * p(-1, y - 2 * x - 2)
-                                    + p(-1, y - 2 * x - 3)
-                                    + 2)
-                                    >> 2
-                            }
-                        }
-                        6 => {
-                            let z = 2 * y - x;
-                            if z >= 0 && z & 1 == 0 {
-                                (p(-1, y - (x >> 1) - 1) + p(-1, y - (x >> 1)) + 1) >> 1
-                            } else if z >= 0 {
-                                (p(-1, y - (x >> 1) - 2)
-                                    + 2 * p(-1, y - (x >> 1) - 1)
-                                    + p(-1, y - (x >> 1))
-                                    + 2)
-                                    >> 2
-                            } else if z == -1 {
-                                (p(-1, 0) + 2 * p(-1, -1) + p(0, -1) + 2) >> 2
-                            } else {
-                                (p(x - 2 * y - 1, -1)
-                                    + 2 * p(x - 2 * y - 2, -1)
-                                    + p(x - 2 * y - 3, -1)
-                                    + 2)
-                                    >> 2
-                            }
-                        }
-                        7 => {
-                            let i = x + (y >> 1);
-                            if y & 1 == 0 {
-                                (p(i, -1) + p(i + 1, -1) + 1) >> 1
-                            } else {
-                                (p(i, -1) + 2 * p(i + 1, -1) + p(i + 2, -1) + 2) >> 2
-                            }
-                        }
-                        _ => {
-                            let z = x + 2 * y;
-                            let i = y + (x >> 1);
-                            if z > 2 * n - 3 {
-                                p(-1, n - 1)
-                            } else if z == 2 * n - 3 {
-                                (p(-1, n - 2) + 3 * p(-1, n - 1) + 2) >> 2
-                            } else if z & 1 == 0 {
-                                (p(-1, i) + p(-1, i + 1) + 1) >> 1
-                            } else {
-                                (p(-1, i) + 2 * p(-1, i + 1) + p(-1, i + 2) + 2) >> 2
-                            }
-                        }
-                    };
-                    out[y as usize][x as usize] = v as u8;
-                }
+        3 => fill(out, |x, y| {
+            if x == n - 1 && y == n - 1 {
+                (t(2 * n - 2) + 3 * t(2 * n - 1) + 2) >> 2
+            } else {
+                (t(x + y) + 2 * t(x + y + 1) + t(x + y + 2) + 2) >> 2
             }
-        }
+        }),
+        4 => fill(out, |x, y| {
+            // On the line x - y = d the samples run through a[N + d] (corner at d = 0).
+            let c = n + x - y;
+            (a[(c - 1) as usize] + 2 * a[c as usize] + a[(c + 1) as usize] + 2) >> 2
+        }),
+        5 => fill(out, |x, y| {
+            let z = 2 * x - y;
+            if z >= 0 && z & 1 == 0 {
+                (t(x - (y >> 1) - 1) + t(x - (y >> 1)) + 1) >> 1
+            } else if z >= 0 {
+                (t(x - (y >> 1) - 2) + 2 * t(x - (y >> 1) - 1) + t(x - (y >> 1)) + 2) >> 2
+            } else if z == -1 {
+                (l(0) + 2 * l(-1) + t(0) + 2) >> 2
+            } else {
+                (l(y - 2 * x - 1) + 2 * l(y - 2 * x - 2) + l(y - 2 * x - 3) + 2) >> 2
+            }
+        }),
+        6 => fill(out, |x, y| {
+            let z = 2 * y - x;
+            if z >= 0 && z & 1 == 0 {
+                (l(y - (x >> 1) - 1) + l(y - (x >> 1)) + 1) >> 1
+            } else if z >= 0 {
+                (l(y - (x >> 1) - 2) + 2 * l(y - (x >> 1) - 1) + l(y - (x >> 1)) + 2) >> 2
+            } else if z == -1 {
+                (l(0) + 2 * l(-1) + t(0) + 2) >> 2
+            } else {
+                (t(x - 2 * y - 1) + 2 * t(x - 2 * y - 2) + t(x - 2 * y - 3) + 2) >> 2
+            }
+        }),
+        7 => fill(out, |x, y| {
+            let i = x + (y >> 1);
+            if y & 1 == 0 {
+                (t(i) + t(i + 1) + 1) >> 1
+            } else {
+                (t(i) + 2 * t(i + 1) + t(i + 2) + 2) >> 2
+            }
+        }),
+        _ => fill(out, |x, y| {
+            let z = x + 2 * y;
+            let i = y + (x >> 1);
+            if z > 2 * n - 3 {
+                l(n - 1)
+            } else if z == 2 * n - 3 {
+                (l(n - 2) + 3 * l(n - 1) + 2) >> 2
+            } else if z & 1 == 0 {
+                (l(i) + l(i + 1) + 1) >> 1
+            } else {
+                (l(i) + 2 * l(i + 1) + l(i + 2) + 2) >> 2
+            }
+        }),
     }
     true
+}
+
+/// Fills an N×N block with `f(x, y)`.
+#[inline(always)]
+fn fill<const N: usize>(out: &mut [[u8; N]; N], f: impl Fn(i32, i32) -> i32) {
+    for (y, row) in out.iter_mut().enumerate() {
+        for (x, v) in row.iter_mut().enumerate() {
+            *v = f(x as i32, y as i32) as u8;
+        }
+    }
 }
 
 /// Intra 16×16 (Table 8-4, N = 16) and chroma (§8.3.4, N = 8) vertical, horizontal and plane

@@ -56,7 +56,9 @@ pub(crate) struct PictureState {
     pub(crate) v: Vec<u8>,
     pub(crate) mbs: Vec<MbInfo>,
     pub(crate) slices: Vec<SliceParams>,
-    pub(crate) scratch: Box<MbData>,
+    pub(crate) scratch: Option<Box<MbData>>,
+    /// CABAC context states after initialisation, by SliceQPY (§9.3.1.1), filled on demand.
+    pub(crate) cabac_init: Vec<Option<Box<[u8; 460]>>>,
 }
 
 impl PictureState {
@@ -73,7 +75,8 @@ impl PictureState {
             v: vec![0; csize],
             mbs: vec![MbInfo::default(); w * h],
             slices: Vec::new(),
-            scratch: Box::new(MbData::default()),
+            scratch: Some(Box::new(MbData::default())),
+            cabac_init: vec![None; 52],
         }
     }
 
@@ -277,13 +280,15 @@ pub(crate) fn decode_slice(
     let mut addr = hdr.first_mb as usize;
     let mut qp = hdr.qp;
     let chroma = sps.chroma_format_idc != 0;
-    let mut scratch = std::mem::take(&mut pic.scratch);
+    let mut scratch = pic.scratch.take().unwrap_or_default();
     let mut entropy = if pps.cabac {
         r.align();
+        let qp = hdr.qp.clamp(0, 51) as usize;
+        let init = pic.cabac_init[qp].get_or_insert_with(|| Box::new(cabac::init_contexts(hdr.qp)));
         Entropy::Cabac(Box::new(cabac::SliceDecoder::new(
             r.data(),
             r.position() / 8,
-            hdr.qp,
+            init,
         )?))
     } else {
         Entropy::Cavlc(cavlc::SliceDecoder::new(r.clone()))
@@ -323,7 +328,7 @@ pub(crate) fn decode_slice(
             addr += 1;
         }
     })();
-    pic.scratch = scratch;
+    pic.scratch = Some(scratch);
     result
 }
 
