@@ -53,32 +53,25 @@ impl<'a> Engine<'a> {
 
     #[inline(always)]
     fn decision(&mut self, state: &mut u8) -> u32 {
-        let s = *state;
-        let p = usize::from(s >> 1);
-        let mps = u32::from(s & 1);
-        let lps = u32::from(RANGE_LPS[p & 63][((self.range >> 6) & 3) as usize]);
+        let s = usize::from(*state & 127);
+        let lps = u32::from(RANGE_LPS[s >> 1][((self.range >> 6) & 3) as usize]);
         let rmps = self.range - lps;
         let scaled = rmps << self.bits;
         let bin;
         if self.value < scaled {
-            bin = mps;
-            self.range = rmps;
-            *state = ((p.min(61) as u8 + 1) << 1) | s & 1;
-            if p == 62 {
-                *state = s;
-            }
-            if rmps < 256 {
-                self.range = rmps << 1;
-                self.bits -= 1;
-            }
+            bin = (s & 1) as u32;
+            *state = NEXT_MPS[s];
+            // rangeTabLPS is at most half the range, so one doubling renormalises.
+            let shift = u32::from(rmps < 256);
+            self.range = rmps << shift;
+            self.bits -= shift as i32;
         } else {
             self.value -= scaled;
-            bin = mps ^ 1;
+            bin = (s & 1) as u32 ^ 1;
+            *state = NEXT_LPS[s];
             let n = lps.leading_zeros() - 23;
             self.range = lps << n;
             self.bits -= n as i32;
-            let flip = u8::from(p == 0);
-            *state = (TRANS_LPS[p & 63] << 1) | ((s & 1) ^ flip);
         }
         if self.bits < 0 {
             self.refill();
@@ -118,6 +111,30 @@ impl<'a> Engine<'a> {
         }
     }
 }
+
+/// State after an MPS / an LPS by state (pStateIdx << 1 | valMPS), from Table 9-45.
+const NEXT_MPS: [u8; 128] = {
+    let mut t = [0u8; 128];
+    let mut s = 0;
+    while s < 128 {
+        let p = s >> 1;
+        let next = if p < 62 { p + 1 } else { p };
+        t[s] = ((next << 1) | (s & 1)) as u8;
+        s += 1;
+    }
+    t
+};
+const NEXT_LPS: [u8; 128] = {
+    let mut t = [0u8; 128];
+    let mut s = 0;
+    while s < 128 {
+        let p = s >> 1;
+        let mps = if p == 0 { (s & 1) ^ 1 } else { s & 1 };
+        t[s] = (TRANS_LPS[p] << 1) | mps as u8;
+        s += 1;
+    }
+    t
+};
 
 /// Context index offsets by ctxBlockCat 0..4 (Table 9-40): coded_block_flag,
 /// significant_coeff_flag, last_significant_coeff_flag, coeff_abs_level_minus1.
@@ -385,7 +402,7 @@ impl<'a> SliceDecoder<'a> {
             if self.dec(CBF_BASE[0] + (ca + 2 * cb) as usize) == 1 {
                 mb.cbf_dc |= 1;
                 let mut levels = [0i32; 16];
-                self.block(0, 16, &mut levels, &ZIGZAG4, 0, |l, _| l)?;
+                self.block::<_, 0, 16>(&mut levels, &ZIGZAG4, 0, |l, _| l)?;
                 mb.dc = levels;
             }
             if mb.cbp & 15 != 0 {
@@ -396,8 +413,9 @@ impl<'a> SliceDecoder<'a> {
                     let inc = cbf_inc(n.nnz_left(&mb.nnz, bx, by), n.nnz_top(&mb.nnz, bx, by));
                     if self.dec(CBF_BASE[1] + inc) == 1 {
                         let out: &mut [i32; 16] = sub16(&mut mb.luma, blk);
-                        let count =
-                            self.block(1, 15, out, &ZIGZAG4, 1, |l, pos| scale4(l, ls[pos], qp6))?;
+                        let count = self.block::<_, 1, 15>(out, &ZIGZAG4, 1, |l, pos| {
+                            scale4(l, ls[pos], qp6)
+                        })?;
                         mb.nnz[blk] = count;
                     }
                 }
@@ -410,7 +428,7 @@ impl<'a> SliceDecoder<'a> {
                 }
                 let out: &mut [i32; 64] = sub64(&mut mb.luma, b8);
                 let count =
-                    self.block(5, 64, out, &ZIGZAG8, 0, |l, pos| scale8(l, ls[pos], qp6))?;
+                    self.block::<_, 5, 64>(out, &ZIGZAG8, 0, |l, pos| scale8(l, ls[pos], qp6))?;
                 let (bx, by) = ((b8 & 1) * 2, (b8 >> 1) * 2);
                 for (dx, dy) in [(0, 0), (1, 0), (0, 1), (1, 1)] {
                     mb.nnz[(by + dy) * 4 + bx + dx] = count;
@@ -428,7 +446,7 @@ impl<'a> SliceDecoder<'a> {
                 if self.dec(CBF_BASE[2] + inc) == 1 {
                     let out: &mut [i32; 16] = sub16(&mut mb.luma, blk);
                     let count =
-                        self.block(2, 16, out, &ZIGZAG4, 0, |l, pos| scale4(l, ls[pos], qp6))?;
+                        self.block::<_, 2, 16>(out, &ZIGZAG4, 0, |l, pos| scale4(l, ls[pos], qp6))?;
                     mb.nnz[blk] = count;
                 }
             }
@@ -443,7 +461,7 @@ impl<'a> SliceDecoder<'a> {
             if self.dec(CBF_BASE[3] + (ca + 2 * cb) as usize) == 1 {
                 mb.cbf_dc |= bit;
                 let mut levels = [0i32; 4];
-                self.block(3, 4, &mut levels, &[0, 1, 2, 3], 0, |l, _| l)?;
+                self.block::<_, 3, 4>(&mut levels, &[0, 1, 2, 3], 0, |l, _| l)?;
                 mb.cdc[c] = levels;
             }
         }
@@ -463,7 +481,7 @@ impl<'a> SliceDecoder<'a> {
                 if self.dec(CBF_BASE[4] + inc) == 1 {
                     let out: &mut [i32; 16] = sub16(&mut mb.cac, c * 4 + b);
                     let count =
-                        self.block(4, 15, out, &ZIGZAG4, 1, |l, pos| scale4(l, ls[pos], qp6))?;
+                        self.block::<_, 4, 15>(out, &ZIGZAG4, 1, |l, pos| scale4(l, ls[pos], qp6))?;
                     mb.nnz[16 + c * 4 + b] = count;
                 }
             }
@@ -475,15 +493,14 @@ impl<'a> SliceDecoder<'a> {
     /// levels in reverse scan order. Coefficient `i` lands at `scan[i + first]`, scaled by
     /// `scale(level, raster position)`. Returns the number of coefficients.
     #[inline(always)]
-    fn block<const N: usize>(
+    fn block<const N: usize, const CAT: usize, const MAX: usize>(
         &mut self,
-        cat: usize,
-        max: usize,
         out: &mut [i32; N],
         scan: &[u8],
         first: usize,
         scale: impl Fn(i32, usize) -> i32,
     ) -> Result<u8, Error> {
+        let (cat, max) = (CAT, MAX);
         let mut idx = [0u8; 64];
         let mut count = 0usize;
         let (sig, last) = (SIG_BASE[cat], LAST_BASE[cat]);
