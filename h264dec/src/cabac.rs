@@ -529,6 +529,7 @@ impl<'a> SliceDecoder<'a> {
         let abs = ABS_BASE[cat];
         let gt1_cap = if cat == 3 { 3 } else { 4 };
         let (mut eq1, mut gt1) = (0u32, 0u32);
+        let mut in_range = true;
         for k in (0..count).rev() {
             let inc = if gt1 != 0 { 0 } else { (1 + eq1).min(4) };
             let mut level: u32 = 1;
@@ -549,8 +550,13 @@ impl<'a> SliceDecoder<'a> {
             let value = if self.e.bypass() == 1 { -level } else { level };
             let pos = usize::from(scan.get(usize::from(idx[k]) + first).copied().unwrap_or(0));
             if let Some(slot) = out.get_mut(pos) {
-                *slot = scale(value, pos);
+                let d = scale(value, pos);
+                in_range &= crate::params::in_range(d);
+                *slot = d;
             }
+        }
+        if !in_range {
+            return Err(out_of_range());
         }
         Ok(count as u8)
     }
@@ -572,6 +578,11 @@ impl<'a> SliceDecoder<'a> {
         }
         Ok(value)
     }
+}
+
+/// A scaled coefficient beyond the 16 bits a conforming stream keeps to (§8.5.12.1).
+pub(crate) fn out_of_range() -> Error {
+    Error::malformed("scaled transform coefficient outside the 16-bit range of conforming streams")
 }
 
 /// ctxIdxInc of coded_block_flag from the neighbouring blocks' coefficient counts; an

@@ -457,11 +457,14 @@ impl<'a> SliceDecoder<'a> {
             return Err(Error::malformed("total_zeros exceeds the block"));
         }
         let mut zeros_left = total_zeros;
+        let mut in_range = true;
         let mut pos = tc + total_zeros - 1;
         for (i, &level) in levels.iter().enumerate().take(tc) {
             let raster = usize::from(scan.get(pos + first).copied().unwrap_or(0));
             if let Some(slot) = out.get_mut(raster) {
-                *slot = scale(level, raster);
+                let d = scale(level, raster);
+                in_range &= crate::params::in_range(d);
+                *slot = d;
             }
             if i + 1 == tc {
                 break;
@@ -492,6 +495,9 @@ impl<'a> SliceDecoder<'a> {
             pos = pos
                 .checked_sub(run + 1)
                 .ok_or_else(|| Error::malformed("run_before underflow"))?;
+        }
+        if !in_range {
+            return Err(crate::cabac::out_of_range());
         }
         Ok(tc as u8)
     }

@@ -325,3 +325,195 @@ enum SliceOutcome {
     Skipped,
     NextPicture,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use md5::{Digest, Md5};
+
+    /// guest/testdata/cabac_64x48: a 64x48 CABAC High-profile I-frame from x264 (made by
+    /// guest/testdata/make.sh), its AVCDecoderConfigurationRecord and ffmpeg's MD5.
+    const RECORD: &[u8] = include_bytes!("../../guest/testdata/cabac_64x48.avcc");
+    const ACCESS_UNIT: &[u8] = include_bytes!("../../guest/testdata/cabac_64x48.au");
+    const FFMPEG_MD5: &str = "c96c26bde23d2e265d6d0df63d83c8dd";
+
+    fn nals(record: &[u8], au: &[u8]) -> Vec<Vec<u8>> {
+        // One SPS and one PPS in this record.
+        let sps_len = usize::from(u16::from_be_bytes([record[6], record[7]]));
+        let sps = record[8..8 + sps_len].to_vec();
+        let p = 8 + sps_len + 1;
+        let pps_len = usize::from(u16::from_be_bytes([record[p], record[p + 1]]));
+        let pps = record[p + 2..p + 2 + pps_len].to_vec();
+        let mut out = vec![sps, pps];
+        let mut rest = au;
+        while rest.len() >= 4 {
+            let len = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+            out.push(rest[4..4 + len].to_vec());
+            rest = &rest[4 + len..];
+        }
+        out
+    }
+
+    fn run(nals: &[Vec<u8>]) -> Result<Picture, Error> {
+        decode(nals.iter().map(Vec::as_slice), Limits::default())
+    }
+
+    #[test]
+    fn testdata_iframe_decodes_to_ffmpegs_md5() {
+        let p = run(&nals(RECORD, ACCESS_UNIT)).unwrap();
+        assert_eq!((p.width, p.height, p.slices), (64, 48, 1));
+        let digest = Md5::new()
+            .chain_update(&p.y)
+            .chain_update(&p.u)
+            .chain_update(&p.v)
+            .finalize();
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex, FFMPEG_MD5);
+    }
+
+    #[test]
+    fn a_reused_decoder_gives_the_same_picture() {
+        let input = nals(RECORD, ACCESS_UNIT);
+        let mut d = Decoder::new();
+        let a = d
+            .decode(input.iter().map(Vec::as_slice), Limits::default())
+            .unwrap();
+        let b = d
+            .decode(input.iter().map(Vec::as_slice), Limits::default())
+            .unwrap();
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn truncated_slice_is_malformed() {
+        let mut input = nals(RECORD, ACCESS_UNIT);
+        let slice = input.last_mut().unwrap();
+        slice.truncate(slice.len() / 2);
+        assert!(
+            matches!(run(&input), Err(Error::Malformed(_))),
+            "{:?}",
+            run(&input)
+        );
+    }
+
+    #[test]
+    fn missing_slice_and_missing_parameter_sets_are_malformed() {
+        let input = nals(RECORD, ACCESS_UNIT);
+        assert!(matches!(run(&input[..2]), Err(Error::Malformed(_))));
+        assert!(matches!(run(&input[1..]), Err(Error::Malformed(_))));
+        assert!(matches!(
+            run(&[input[0].clone(), input[2].clone()]),
+            Err(Error::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn picture_over_the_limits_is_refused_before_decoding() {
+        let limits = Limits {
+            max_side_px: 32,
+            max_pixels: 1 << 20,
+        };
+        let input = nals(RECORD, ACCESS_UNIT);
+        let r = decode(input.iter().map(Vec::as_slice), limits);
+        assert!(matches!(r, Err(Error::LimitExceeded(_))), "{r:?}");
+    }
+
+    /// Writes an SPS RBSP bit by bit.
+    #[derive(Default)]
+    struct Bits(Vec<bool>);
+
+    impl Bits {
+        fn u(&mut self, n: u32, v: u32) -> &mut Self {
+            for i in (0..n).rev() {
+                self.0.push((v >> i) & 1 == 1);
+            }
+            self
+        }
+        fn ue(&mut self, v: u32) -> &mut Self {
+            let len = 32 - (v + 1).leading_zeros();
+            self.u(len - 1, 0).u(len, v + 1)
+        }
+        fn nal(&mut self, header: u8) -> Vec<u8> {
+            self.0.push(true);
+            while !self.0.len().is_multiple_of(8) {
+                self.0.push(false);
+            }
+            let mut out = vec![header];
+            out.extend(
+                self.0
+                    .chunks(8)
+                    .map(|c| c.iter().fold(0u8, |a, &b| (a << 1) | u8::from(b))),
+            );
+            out
+        }
+    }
+
+    /// A High-profile SPS of 4x3 macroblocks with the given chroma format, luma bit depth and
+    /// frame_mbs_only / mb_adaptive flags.
+    fn sps(chroma_format: u32, bit_depth: u32, frame_mbs_only: bool, mbaff: bool) -> Vec<u8> {
+        let mut b = Bits::default();
+        b.u(8, 100).u(8, 0).u(8, 30).ue(0);
+        b.ue(chroma_format);
+        if chroma_format == 3 {
+            b.u(1, 0);
+        }
+        b.ue(bit_depth - 8).ue(bit_depth - 8).u(1, 0).u(1, 0);
+        b.ue(0)
+            .ue(0)
+            .ue(0)
+            .ue(1)
+            .u(1, 0)
+            .ue(3)
+            .ue(if frame_mbs_only { 2 } else { 1 });
+        b.u(1, u32::from(frame_mbs_only));
+        if !frame_mbs_only {
+            b.u(1, u32::from(mbaff));
+        }
+        b.u(1, 1).u(1, 0).u(1, 0);
+        b.nal(0x67)
+    }
+
+    #[test]
+    fn high_bit_depth_422_444_and_mbaff_are_unsupported() {
+        let input = nals(RECORD, ACCESS_UNIT);
+        for (sps, what) in [
+            (sps(1, 10, true, false), "10-bit"),
+            (sps(2, 8, true, false), "4:2:2"),
+            (sps(3, 8, true, false), "4:4:4"),
+            (sps(1, 8, false, true), "mbaff"),
+        ] {
+            let mut with = input.clone();
+            with[0] = sps;
+            let r = run(&with);
+            assert!(matches!(r, Err(Error::Unsupported(_))), "{what}: {r:?}");
+        }
+    }
+
+    #[test]
+    fn mutated_slices_never_panic() {
+        let input = nals(RECORD, ACCESS_UNIT);
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for _ in 0..3000 {
+            let mut m = input.clone();
+            let which = (next() % m.len() as u64) as usize;
+            let nal = &mut m[which];
+            for _ in 0..1 + next() % 4 {
+                let at = (next() % nal.len() as u64) as usize;
+                nal[at] ^= 1 << (next() % 8);
+            }
+            if next() % 8 == 0 {
+                let keep = (next() % nal.len() as u64) as usize;
+                nal.truncate(keep);
+            }
+            if let Ok(p) = run(&m) {
+                assert_eq!(p.y.len(), p.width as usize * p.height as usize);
+            }
+        }
+    }
+}

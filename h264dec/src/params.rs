@@ -352,8 +352,9 @@ impl Dequant {
     }
 }
 
-/// Scales a 4×4 coefficient level (§8.5.12.1), clipped to the 16-bit range a conforming stream
-/// never leaves.
+/// Scales a 4×4 coefficient level (§8.5.12.1). A conforming stream keeps the result within
+/// 16 bits (§8.5.12.1: -2^15..2^15-1 for 8-bit); the value is clipped one past that range so
+/// [`in_range`] can refuse the block.
 #[inline]
 pub(crate) fn scale4(level: i32, ls: i32, qp6: u32) -> i32 {
     let p = i64::from(level) * i64::from(ls);
@@ -362,7 +363,13 @@ pub(crate) fn scale4(level: i32, ls: i32, qp6: u32) -> i32 {
     } else {
         (p + (1 << (3 - qp6))) >> (4 - qp6)
     };
-    d.clamp(-32768, 32767) as i32
+    d.clamp(-32769, 32768) as i32
+}
+
+/// Whether a scaled coefficient is within the range of a conforming stream (8-bit).
+#[inline(always)]
+pub(crate) fn in_range(d: i32) -> bool {
+    (-32768..=32767).contains(&d)
 }
 
 /// Scales an 8×8 coefficient level (§8.5.13.1), clipped like [`scale4`].
@@ -374,5 +381,5 @@ pub(crate) fn scale8(level: i32, ls: i32, qp6: u32) -> i32 {
     } else {
         (p + (1 << (5 - qp6))) >> (6 - qp6)
     };
-    d.clamp(-32768, 32767) as i32
+    d.clamp(-32769, 32768) as i32
 }

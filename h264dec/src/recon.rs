@@ -154,6 +154,9 @@ pub(crate) fn reconstruct(
             let qp = mb.qp as usize;
             let ls = pps.dq.l4[0][qp % 6][0];
             let dc = luma_dc(&mb.dc, ls, (qp / 6) as u32);
+            if !dc.iter().all(|&d| crate::params::in_range(d)) {
+                return Err(crate::cabac::out_of_range());
+            }
             for (blk, &d) in dc.iter().enumerate() {
                 let c = crate::cabac::sub16(&mut mb.luma, blk);
                 c[0] = d;
@@ -190,6 +193,9 @@ pub(crate) fn reconstruct(
             let q = usize::from(qpc[c]);
             let ls = pps.dq.l4[1 + c][q % 6][0];
             let dc = chroma_dc_transform(&mb.cdc[c], ls, (q / 6) as u32);
+            if !dc.iter().all(|&d| crate::params::in_range(d)) {
+                return Err(crate::cabac::out_of_range());
+            }
             for (b, &d) in dc.iter().enumerate() {
                 let coeffs = crate::cabac::sub16(&mut mb.cac, c * 4 + b);
                 coeffs[0] = d;
@@ -383,7 +389,7 @@ fn luma_dc(c: &[i32; 16], ls: i32, qp6: u32) -> [i32; 16] {
         } else {
             (p + (1 << (5 - qp6))) >> (6 - qp6)
         };
-        d.clamp(-32768, 32767) as i32
+        d.clamp(-32769, 32768) as i32
     })
 }
 
@@ -395,5 +401,5 @@ fn chroma_dc_transform(c: &[i32; 4], ls: i32, qp6: u32) -> [i32; 4] {
         c[0] + c[1] - c[2] - c[3],
         c[0] - c[1] - c[2] + c[3],
     ];
-    f.map(|v| ((((i64::from(v) * i64::from(ls)) << qp6) >> 5).clamp(-32768, 32767)) as i32)
+    f.map(|v| ((((i64::from(v) * i64::from(ls)) << qp6) >> 5).clamp(-32769, 32768)) as i32)
 }
