@@ -490,6 +490,33 @@ mod tests {
     }
 
     #[test]
+    fn coefficient_beyond_16_bits_is_malformed() {
+        // Found by `cargo fuzz run h264_diff`: the first I-frame of fixtures/pcm_cavlc.flv
+        // (fuzz/h264_diff_base/pcm_cavlc.nals: SPS, PPS, slice) with two slice bytes flipped
+        // makes a chroma AC coefficient that no conforming stream has (§8.5.12.1).
+        let list = include_bytes!("../../fuzz/h264_diff_base/pcm_cavlc.nals");
+        let mut nals = Vec::new();
+        let mut rest = &list[..];
+        while rest.len() >= 2 {
+            let n = usize::from(u16::from_be_bytes([rest[0], rest[1]]));
+            nals.push(rest[2..2 + n].to_vec());
+            rest = &rest[2 + n..];
+        }
+        assert_eq!(
+            run(&nals).unwrap().width,
+            128,
+            "the unmutated picture decodes"
+        );
+        nals[2][10755] ^= 0x66;
+        nals[2][14354] ^= 0xcc;
+        let r = run(&nals);
+        assert!(
+            matches!(&r, Err(Error::Malformed(m)) if m.contains("16-bit range")),
+            "{r:?}"
+        );
+    }
+
+    #[test]
     fn mutated_slices_never_panic() {
         let input = nals(RECORD, ACCESS_UNIT);
         let mut seed = 0x2545_f491_4f6c_dd1du64;
