@@ -99,19 +99,12 @@ pub(crate) fn deblock_picture(pic: &mut PictureState) {
     }
 }
 
-/// How an edge is filtered: luma or chroma, bS 4 or bS 3 with its t'C0.
-#[derive(Clone, Copy)]
-enum Filter {
-    LumaStrong,
-    Luma(i16),
-    ChromaStrong,
-    Chroma(i16),
-}
-
 /// bS = 4 luma edge of 16 lines (eq. 8-470 to 8-477). `across` steps from q0 to q1, `along`
 /// from one line to the next; `off` is q0 of the first line.
 fn luma_strong(px: &mut [u8], off: usize, across: usize, along: usize, alpha: i32, beta: i32) {
-    edge::<16>(px, off, across, along, alpha, beta, Filter::LumaStrong);
+    edge::<16, 8>(px, off, across, along, alpha, |v| {
+        lanes_luma_strong(v, alpha as i16, beta as i16)
+    });
 }
 
 /// bS < 4 luma edge of 16 lines (eq. 8-458 to 8-467).
@@ -124,15 +117,9 @@ fn luma_normal(
     beta: i32,
     tc0: i32,
 ) {
-    edge::<16>(
-        px,
-        off,
-        across,
-        along,
-        alpha,
-        beta,
-        Filter::Luma(tc0 as i16),
-    );
+    edge::<16, 8>(px, off, across, along, alpha, |v| {
+        lanes_luma(v, alpha as i16, beta as i16, tc0 as i16)
+    });
 }
 
 /// A chroma edge of 8 lines: bS 4 when `tc0` is `None`, else bS 3 with that t'C0.
@@ -145,39 +132,37 @@ fn chroma_edge(
     beta: i32,
     tc0: Option<i32>,
 ) {
-    let f = match tc0 {
-        None => Filter::ChromaStrong,
-        Some(t) => Filter::Chroma(t as i16),
-    };
-    edge::<8>(px, off, across, along, alpha, beta, f);
+    edge::<8, 4>(px, off, across, along, alpha, |v| {
+        lanes_chroma(v, alpha as i16, beta as i16, tc0.map(|t| t as i16))
+    });
 }
 
-/// Filters one edge of `L` lines: copies p3..q3 of every line into eight lanes of `L` samples
-/// (a transpose for vertical edges, plain rows for horizontal ones), filters all lines at once
-/// with branch-free arithmetic (vectorised), and writes the lanes back.
+/// Filters one edge of `L` lines: copies the `K` samples around the edge of every line (p3..q3
+/// for luma, p1..q1 for chroma) into `K` lanes of `L` samples (a transpose for vertical edges,
+/// plain rows for horizontal ones), filters all lines at once with branch-free arithmetic
+/// (vectorised), and writes the changed lanes back.
 #[inline(always)]
-fn edge<const L: usize>(
+fn edge<const L: usize, const K: usize>(
     px: &mut [u8],
     off: usize,
     across: usize,
     along: usize,
     alpha: i32,
-    beta: i32,
-    f: Filter,
+    kernel: impl FnOnce(&mut [[u8; L]; K]),
 ) {
-    if alpha == 0 || beta == 0 || off < 4 * across {
+    if alpha == 0 || off < K / 2 * across {
         return;
     }
-    let base = off - 4 * across;
-    let last = base + 7 * across + (L - 1) * along;
+    let base = off - K / 2 * across;
+    let last = base + (K - 1) * across + (L - 1) * along;
     if last >= px.len() {
         return;
     }
-    let mut v = [[0u8; L]; 8];
+    let mut v = [[0u8; L]; K];
     if across == 1 {
         for (x, line) in (0..L).map(|x| (x, base + x * along)) {
-            let s = &px[line..line + 8];
-            for k in 0..8 {
+            let s = &px[line..line + K];
+            for k in 0..K {
                 v[k][x] = s[k];
             }
         }
@@ -187,22 +172,17 @@ fn edge<const L: usize>(
             lane.copy_from_slice(&px[start..start + L]);
         }
     }
-    let (alpha, beta) = (alpha as i16, beta as i16);
-    match f {
-        Filter::LumaStrong => lanes_luma_strong(&mut v, alpha, beta),
-        Filter::Luma(tc0) => lanes_luma(&mut v, alpha, beta, tc0),
-        Filter::ChromaStrong => lanes_chroma(&mut v, alpha, beta, None),
-        Filter::Chroma(tc0) => lanes_chroma(&mut v, alpha, beta, Some(tc0)),
-    }
+    kernel(&mut v);
+    // Luma changes p2..q2, chroma p0 and q0: lanes 1..K-1.
     if across == 1 {
         for (x, line) in (0..L).map(|x| (x, base + x * along)) {
-            let s = &mut px[line + 1..line + 7];
-            for k in 0..6 {
+            let s = &mut px[line + 1..line + K - 1];
+            for k in 0..K - 2 {
                 s[k] = v[k + 1][x];
             }
         }
     } else {
-        for (k, lane) in v.iter().enumerate().take(7).skip(1) {
+        for (k, lane) in v.iter().enumerate().take(K - 1).skip(1) {
             let start = base + k * across;
             px[start..start + L].copy_from_slice(lane);
         }
@@ -210,7 +190,7 @@ fn edge<const L: usize>(
 }
 
 #[inline(always)]
-fn load<const L: usize>(v: &[[u8; L]; 8], x: usize) -> [i16; 8] {
+fn load<const L: usize, const K: usize>(v: &[[u8; L]; K], x: usize) -> [i16; K] {
     std::array::from_fn(|k| i16::from(v[k][x]))
 }
 
@@ -286,11 +266,11 @@ fn lanes_luma<const L: usize>(v: &mut [[u8; L]; 8], alpha: i16, beta: i16, tc0: 
     }
 }
 
-fn lanes_chroma<const L: usize>(v: &mut [[u8; L]; 8], alpha: i16, beta: i16, tc0: Option<i16>) {
+fn lanes_chroma<const L: usize>(v: &mut [[u8; L]; 4], alpha: i16, beta: i16, tc0: Option<i16>) {
     for x in 0..L {
         let s = load(v, x);
-        let [_, _, p1, p0, q0, q1, _, _] = s;
-        let on = gate(&s, alpha, beta);
+        let (p1, p0, q0, q1) = (s[0], s[1], s[2], s[3]);
+        let on = (p0 - q0).abs() < alpha && (p1 - p0).abs() < beta && (q1 - q0).abs() < beta;
         let (np0, nq0) = match tc0 {
             None => ((2 * p1 + p0 + q1 + 2) >> 2, (2 * q1 + q0 + p1 + 2) >> 2),
             Some(tc0) => {
@@ -299,7 +279,7 @@ fn lanes_chroma<const L: usize>(v: &mut [[u8; L]; 8], alpha: i16, beta: i16, tc0
                 ((p0 + delta).clamp(0, 255), (q0 - delta).clamp(0, 255))
             }
         };
-        v[3][x] = if on { np0 } else { p0 } as u8;
-        v[4][x] = if on { nq0 } else { q0 } as u8;
+        v[1][x] = if on { np0 } else { p0 } as u8;
+        v[2][x] = if on { nq0 } else { q0 } as u8;
     }
 }
