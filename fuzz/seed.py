@@ -13,6 +13,10 @@ run from anywhere: `python3 fuzz/seed.py`). Deterministic: same fixtures, same f
               in-band SPS, NAL units cut to 40 bytes.
   render      the four guest/testdata pictures, each with the fixed record (selector = stream) and
               with the record carried in the input (selector | 4), quality 80.
+  h264_intra  NAL unit lists ([u16 BE length, NAL]...: SPS, PPS, slices) of the four testdata
+              pictures and of the first I-frame of the decoder-coverage fixtures up to 360p.
+  h264_diff   selector + one no-op mutation for each base picture; the base pictures (the same
+              NAL unit lists) are written to fuzz/h264_diff_base/, which the target embeds.
 
 Old seeds are removed first. libFuzzer adds what it finds to fuzz/corpus/<target>/ (git-ignored).
 """
@@ -116,6 +120,46 @@ def nal_slice_seeds(flv):
     return seeds
 
 
+def config_nals(record):
+    """SPS and PPS NAL units of an AVCDecoderConfigurationRecord."""
+    out, pos = [], 5
+    for mask in (0x1F, 0xFF):
+        count = record[pos] & mask
+        pos += 1
+        for _ in range(count):
+            n = struct.unpack(">H", record[pos:pos + 2])[0]
+            out.append(record[pos + 2:pos + 2 + n])
+            pos += 2 + n
+    return out
+
+
+def nal_list(nals):
+    return b"".join(struct.pack(">H", len(n)) + n for n in nals)
+
+
+def first_iframe_nals(flv):
+    """SPS, PPS and slices of the first I-frame of a fixture (4-byte NAL lengths)."""
+    record = None
+    for t in flv.tags:
+        if t.type != flvtool.TAG_VIDEO or len(t.data) < 5:
+            continue
+        if t.data[1] == flvtool.AVC_SEQ_HEADER:
+            record = t.data[5:]
+        elif t.data[1] == flvtool.AVC_NALU and record is not None:
+            nals = flvtool.split_nals(t.data[5:], 4)
+            slices = [flvtool.slice_type(n) % 5 for n in nals if n and n[0] & 0x1F in (1, 5)]
+            if flvtool.is_i_frame(slices):
+                return config_nals(record) + [n for n in nals if n and n[0] & 0x1F in (1, 5)]
+    return None
+
+
+# Decoder-coverage fixtures small enough to fuzz: first I-frames of these.
+H264_FIXTURES = ["pcm_cabac", "pcm_cavlc", "cavlc_8x8", "cqm_jvt", "gray_400", "fake_interlaced",
+                 "mbaff_tff", "baseline_360p"]
+# Base pictures of h264_diff (the order is the target's selector).
+H264_DIFF_BASE = STREAMS + ["pcm_cabac", "pcm_cavlc"]
+
+
 def write(target, seeds):
     d = os.path.join(ROOT, "fuzz", "seeds", target)
     shutil.rmtree(d, ignore_errors=True)
@@ -137,7 +181,13 @@ def main():
         i = STREAMS.index(name)
         render.append(bytes([i, 80]) + au)
         render.append(bytes([i | 4, 80, len(avcc)]) + avcc + au)
+    # The decoder-coverage fixtures (fixtures/README.md) feed h264_intra/h264_diff only, which
+    # keeps the other seed sets as they were (and slice_per_mb_1080p's 8160-NAL tags out).
+    decoder_only = {n + ".flv" for n in H264_FIXTURES + ["slices68_1080p", "slice_per_mb_1080p",
+                                                        "mbaff_bff"]} - {"baseline_360p.flv"}
     for f in fixtures:
+        if f in decoder_only:
+            continue
         flv = flvtool.read_flv(os.path.join(ROOT, "fixtures", f))
         flv_tag += flv_tag_seeds(flv)
         avc_config += [t.data[5:] for t in flv.tags
@@ -147,6 +197,22 @@ def main():
     write("avc_config", avc_config)
     write("nal_slice", nal_slice)
     write("render", render)
+
+    lists = {}
+    for name in STREAMS:
+        au = testdata(name + ".au")
+        lists[name] = config_nals(testdata(name + ".avcc")) + flvtool.split_nals(au, 4)
+    for name in H264_FIXTURES:
+        lists[name] = first_iframe_nals(
+            flvtool.read_flv(os.path.join(ROOT, "fixtures", name + ".flv")))
+    write("h264_intra", [nal_list(n) for n in lists.values()])
+    base = os.path.join(ROOT, "fuzz", "h264_diff_base")
+    shutil.rmtree(base, ignore_errors=True)
+    os.makedirs(base)
+    for name in H264_DIFF_BASE:
+        with open(os.path.join(base, name + ".nals"), "wb") as f:
+            f.write(nal_list(lists[name]))
+    write("h264_diff", [bytes([i, 0, 40, 0]) for i in range(len(H264_DIFF_BASE))])
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
-//! Render one I-frame to a JPEG: decode it with a fresh `rust_h264` decoder (already cropped to
-//! the SPS window), shrink it to the `shortside` size ([`crate::scale`]), map its colour into JFIF
+//! Render one I-frame to a JPEG: decode it with our intra decoder ([`livesnap_h264`]; a fresh
+//! `rust_h264` decoder for what ours does not support, e.g. interlaced streams), already cropped
+//! to the SPS window, shrink it to the `shortside` size ([`crate::scale`]), map its colour into JFIF
 //! ([`crate::color`]) and encode it ([`crate::encode`]).
 //!
 //! Scaling comes before the colour conversion because both are linear: the result is the same
@@ -157,6 +158,20 @@ pub fn decode(config: &[u8], access_unit: &[u8]) -> Result<Yuv420, Failure> {
         .ok_or_else(|| Failure::decode("no parseable sps in the configuration record"))?;
     let (full_range, matrix) = (active.full_range, Matrix::from_vui(active.matrix));
 
+    if let Some(ours) = decode_intra(config, access_unit, record.length_size) {
+        let frame = ours?;
+        let picture = Yuv420 {
+            width: frame.width,
+            height: frame.height,
+            y: frame.y,
+            u: frame.u,
+            v: frame.v,
+            full_range,
+            matrix,
+        };
+        picture.check_planes()?;
+        return Ok(picture);
+    }
     let mut decoder = Decoder::new();
     let mut frame = None;
     for unit in all_units() {
@@ -189,6 +204,48 @@ pub fn decode(config: &[u8], access_unit: &[u8]) -> Result<Yuv420, Failure> {
         )));
     }
     Ok(picture)
+}
+
+/// Decodes with our intra decoder ([`livesnap_h264`]); `None` when it does not support the
+/// stream (interlace, FMO, ...), so the caller falls back to `rust_h264`.
+fn decode_intra(
+    config: &[u8],
+    access_unit: &[u8],
+    length_size: usize,
+) -> Option<Result<livesnap_h264::Picture, Failure>> {
+    let nals: Vec<&[u8]> = config_parameter_sets(config)?
+        .into_iter()
+        .chain(NalIter::new(access_unit, length_size).filter_map(Result::ok))
+        .collect();
+    let limits = livesnap_h264::Limits {
+        max_side_px: MAX_SIDE_PX,
+        max_pixels: MAX_PIXELS,
+    };
+    match livesnap_h264::decode(nals, limits) {
+        Ok(picture) => Some(Ok(picture)),
+        Err(livesnap_h264::Error::Unsupported(_)) => None,
+        Err(livesnap_h264::Error::LimitExceeded(why)) => Some(Err(Failure::limit(why))),
+        Err(e) => Some(Err(Failure::decode(e.to_string()))),
+    }
+}
+
+/// The SPS and PPS NAL units of an AVCDecoderConfigurationRecord (ISO/IEC 14496-15 §5.2.4.1),
+/// in record order; `None` if the record is cut short.
+fn config_parameter_sets(record: &[u8]) -> Option<Vec<&[u8]>> {
+    let mut out = Vec::new();
+    let mut rest = record.get(5..)?;
+    for mask in [0x1f, 0xff] {
+        let (&count, tail) = rest.split_first()?;
+        rest = tail;
+        for _ in 0..(count & mask) {
+            let (len, tail) = rest.split_at_checked(2)?;
+            let len = usize::from(u16::from_be_bytes([len[0], len[1]]));
+            let (nal, tail) = tail.split_at_checked(len)?;
+            out.push(nal);
+            rest = tail;
+        }
+    }
+    Some(out)
 }
 
 /// Decodes `access_unit` (see [`decode`]), shrinks it by DESIGN's `shortside` rule

@@ -5,7 +5,10 @@
 //! - keyframe render (decode + scale + JPEG) through the component vs the same code natively;
 //! - µs per tag through `capture`;
 //! - peak linear memory of a capture instance and of a render instance;
-//! - replay wall time of the 1080p fixture vs `ffmpeg -threads 1 -skip_frame nokey` writing JPEGs.
+//! - replay wall time of the 1080p fixture vs `ffmpeg -threads 1 -skip_frame nokey` writing JPEGs;
+//! - H.264 I-frame decode, ours (`livesnap-h264`) vs `rust_h264`, natively and in wasm (a core
+//!   module of both decoders, `tests/wasm-bench`, built for wasm32 + simd128 and run by wasmtime),
+//!   and the one-slice-per-macroblock 1080p picture against one-slice ones.
 
 #![allow(
     clippy::unwrap_used,
@@ -17,6 +20,7 @@ use livesnap_tests::{
     START_MS, fixture, fixture_names, options, read_tags, replay_into_temp, runtime,
     session_info as info, settings,
 };
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -98,6 +102,8 @@ fn main() {
             renderer.peak_memory_bytes() as f64 / 1048576.0
         );
     }
+
+    decoders();
 
     println!("\ncapture: every tag of every fixture through a capture instance (interval 20 s)");
     let mut total_tags = 0usize;
@@ -243,4 +249,155 @@ fn ffmpeg_keyframes(input: &std::path::Path) -> Option<Duration> {
     }
     let _ = std::fs::remove_dir_all(&dir);
     Some(best)
+}
+
+/// The SPS/PPS of a shot's record and the NAL units of its access unit (4-byte lengths, as in
+/// every fixture).
+fn shot_nals(shot: &Shot) -> Vec<&[u8]> {
+    let record = &shot.config;
+    let mut nals = Vec::new();
+    let mut pos = 5;
+    for mask in [0x1f, 0xff] {
+        let count = record[pos] & mask;
+        pos += 1;
+        for _ in 0..count {
+            let len = usize::from(u16::from_be_bytes([record[pos], record[pos + 1]]));
+            nals.push(&record[pos + 2..pos + 2 + len]);
+            pos += 2 + len;
+        }
+    }
+    let mut rest = &shot.access_unit[..];
+    while rest.len() >= 4 {
+        let len = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+        nals.push(&rest[4..4 + len]);
+        rest = &rest[4 + len..];
+    }
+    nals
+}
+
+/// Builds `tests/wasm-bench` for wasm32-unknown-unknown with simd128 (the guest's flags and
+/// profile) into its own target directory, as host/build.rs does for the guest.
+fn build_wasm_bench() -> Option<PathBuf> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let target_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("wasm-bench");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .args([
+            "build",
+            "--profile=guest",
+            "--target=wasm32-unknown-unknown",
+        ])
+        .arg("--manifest-path")
+        .arg(root.join("wasm-bench/Cargo.toml"))
+        .env("CARGO_TARGET_DIR", &target_dir)
+        .env("CARGO_ENCODED_RUSTFLAGS", "-Ctarget-feature=+simd128")
+        .env_remove("RUSTFLAGS")
+        .status()
+        .ok()?;
+    status
+        .success()
+        .then(|| target_dir.join("wasm32-unknown-unknown/guest/livesnap_h264_wasm_bench.wasm"))
+}
+
+/// The wasm module of both decoders, instantiated with one input loaded.
+struct WasmDecoders {
+    store: wasmtime::Store<()>,
+    decode: wasmtime::TypedFunc<(u32, u32), u32>,
+}
+
+impl WasmDecoders {
+    fn new(module: &wasmtime::Module, input: &[u8]) -> Self {
+        let mut store = wasmtime::Store::new(module.engine(), ());
+        let instance = wasmtime::Instance::new(&mut store, module, &[]).unwrap();
+        let buffer = instance
+            .get_typed_func::<u32, u32>(&mut store, "input_buffer")
+            .unwrap();
+        let decode = instance
+            .get_typed_func::<(u32, u32), u32>(&mut store, "decode")
+            .unwrap();
+        let memory = instance.get_memory(&mut store, "memory").unwrap();
+        let at = buffer.call(&mut store, input.len() as u32).unwrap();
+        memory.write(&mut store, at as usize, input).unwrap();
+        WasmDecoders { store, decode }
+    }
+
+    /// Best of `rounds` mean time per picture of decoder `which` (0 ours, 1 rust_h264).
+    fn per_picture(&mut self, which: u32, pictures: usize, rounds: usize) -> Duration {
+        (0..rounds)
+            .map(|_| {
+                let t = Instant::now();
+                let n = self.decode.call(&mut self.store, (which, 1)).unwrap();
+                assert_eq!(n as usize, pictures, "decoder {which} failed in wasm");
+                t.elapsed() / pictures as u32
+            })
+            .min()
+            .unwrap_or_default()
+    }
+}
+
+/// Decode-only time per I-frame: ours vs rust_h264, native and wasm; the one-slice-per-MB ratio.
+fn decoders() {
+    println!("\nH.264 I-frame decode only (ms per picture; ours = livesnap-h264)");
+    let module = build_wasm_bench().map(|path| {
+        let engine = wasmtime::Engine::default();
+        wasmtime::Module::from_file(&engine, path).unwrap()
+    });
+    if module.is_none() {
+        println!("  (the wasm module did not build: wasm figures left out)");
+    }
+    let mut ours_by_fixture = Vec::new();
+    // rust_h264 copies the picture per slice: 8160 slices take it seconds, so one picture, one
+    // round.
+    for (name, theirs_pictures, rounds) in [
+        ("high_1080p", usize::MAX, 3),
+        ("slices68_1080p", usize::MAX, 3),
+        ("slice_per_mb_1080p", 1, 1),
+    ] {
+        let shots = keyframes(name);
+        let units: Vec<Vec<&[u8]>> = shots.iter().map(shot_nals).collect();
+        let theirs_units = &units[..units.len().min(theirs_pictures)];
+        let mut decoder = livesnap_h264::Decoder::new();
+        let native_ours = per_item(&units, 3, |au| {
+            decoder
+                .decode(au.iter().copied(), livesnap_h264::Limits::default())
+                .unwrap();
+        });
+        let native_theirs = per_item(theirs_units, rounds, |au| {
+            assert!(livesnap_h264_wasm_bench::decode_rust_h264(au));
+        });
+        let wasm = module.as_ref().map(|m| {
+            let mut ours = WasmDecoders::new(m, &livesnap_h264_wasm_bench::encode(&units));
+            let mut theirs = WasmDecoders::new(m, &livesnap_h264_wasm_bench::encode(theirs_units));
+            (
+                ours.per_picture(0, units.len(), 3),
+                theirs.per_picture(1, theirs_units.len(), rounds),
+            )
+        });
+        let (wasm_ours, wasm_theirs) = wasm.unwrap_or_default();
+        println!(
+            "  {name:<19} {:>2} I-frames: native ours {:6.2} | rust_h264 {:8.2} || wasm ours {:6.2} | rust_h264 {:8.2} || rust_h264/ours native {:5.2}x, wasm {:5.2}x",
+            units.len(),
+            ms(native_ours),
+            ms(native_theirs),
+            ms(wasm_ours),
+            ms(wasm_theirs),
+            native_theirs.as_secs_f64() / native_ours.as_secs_f64(),
+            wasm_theirs.as_secs_f64() / wasm_ours.as_secs_f64().max(1e-9),
+        );
+        ours_by_fixture.push((native_ours, wasm_ours));
+    }
+    let ratio = |i: usize, j: usize, wasm: bool| {
+        let pick = |k: usize| {
+            let (n, w) = ours_by_fixture[k];
+            if wasm { w } else { n }.as_secs_f64()
+        };
+        pick(i) / pick(j).max(1e-12)
+    };
+    println!(
+        "  one slice per macroblock (8160 slices) vs one slice (high_1080p): ours {:.2}x native, {:.2}x wasm (target <= 2x); vs 68 slices: {:.2}x / {:.2}x",
+        ratio(2, 0, false),
+        ratio(2, 0, true),
+        ratio(2, 1, false),
+        ratio(2, 1, true),
+    );
 }

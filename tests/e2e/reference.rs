@@ -137,8 +137,11 @@ fn captured_iframes_decode_bit_exactly_like_ffmpeg_and_jpegs_are_faithful() {
         ));
         assert!(exact >= 2, "{name}: too few I-frames checked ({exact})");
         // Quality 80 JPEG of synthetic content: 4:2:0 chroma loss and quantisation keep RGB
-        // PSNR above ~30 dB; a wrong matrix or range drops it below 25 dB.
-        assert!(worst_psnr > 28.0, "{name}: JPEG PSNR {worst_psnr:.1} dB");
+        // PSNR above ~30 dB; a wrong matrix or range drops it below 25 dB. The pcm_* fixtures
+        // are half pixel noise (what makes x264 choose I_PCM), which no JPEG keeps: they are
+        // there for the bit-exact decode above, and get a floor that still catches garbage.
+        let floor = if name.starts_with("pcm_") { 12.0 } else { 28.0 };
+        assert!(worst_psnr > floor, "{name}: JPEG PSNR {worst_psnr:.1} dB");
         assert_eq!(
             failed,
             usize::from(name == "damaged_keyframe"),
