@@ -14,9 +14,12 @@ pub mod color;
 pub mod encode;
 pub mod error;
 pub mod flv;
+pub mod hevc;
 pub mod naming;
 pub mod render;
+pub mod render_hevc;
 pub mod scale;
+pub mod tonemap;
 
 #[cfg(target_arch = "wasm32")]
 #[allow(

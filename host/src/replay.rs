@@ -353,6 +353,8 @@ pub fn replay_with(
         session_id,
         ..Summary::default()
     };
+    let mut tag_warnings = crate::warn_once::WarnOnce::default();
+    let mut capture_warnings = crate::warn_once::WarnOnce::default();
     let span = tracing::info_span!("stream", app = %opts.app, stream = %stream, session_id);
     let _enter = span.enter();
     loop {
@@ -372,7 +374,10 @@ pub fn replay_with(
             Ok(action) => action,
             Err(failure) => {
                 summary.tag_errors += 1;
-                tracing::warn!(tag = summary.tags, timestamp_ms = tag.timestamp_ms, cause = %failure.text(), "tag skipped");
+                let cause = failure.text();
+                if tag_warnings.first(&cause) {
+                    tracing::warn!(tag = summary.tags, timestamp_ms = tag.timestamp_ms, %cause, "tag skipped (further tags with this cause are counted in the summary, not logged)");
+                }
                 continue;
             }
         };
@@ -380,6 +385,10 @@ pub fn replay_with(
             Action::None => continue,
             Action::Refused(body) => {
                 summary.failed += 1;
+                let cause = crate::warn_once::errmsg_of(&body);
+                if capture_warnings.first(&cause) {
+                    tracing::warn!(%cause, "capture refused (further refusals with this cause are counted, not logged)");
+                }
                 body
             }
             Action::Capture(shot) => {
@@ -389,7 +398,10 @@ pub fn replay_with(
                     Outcome::Stored(..) => summary.stored += 1,
                     Outcome::Failed(f) => {
                         summary.failed += 1;
-                        tracing::warn!(key = %shot.key, cause = %f.text(), "capture failed");
+                        let cause = f.text();
+                        if capture_warnings.first(&cause) {
+                            tracing::warn!(key = %shot.key, %cause, "capture failed (further failures with this cause are counted, not logged)");
+                        }
                     }
                 }
                 complete(&mut capture, shot.seq, &outcome)?
