@@ -6,7 +6,8 @@ use crate::avc::{AvcConfig, FrameKind};
 use crate::callback::{Callback, CallbackContext};
 use crate::clock::SessionClock;
 use crate::error::{ErrorCode, Failure};
-use crate::flv::{self, VideoTag};
+use crate::flv::{self, VideoCodec, VideoTag};
+use crate::hevc::{self, HevcConfig};
 use crate::naming::{KeyMode, Name, SessionNames};
 use std::collections::BTreeMap;
 
@@ -63,7 +64,9 @@ pub struct Shot {
     pub clock_ms: u64,
     /// Stream presentation time (tag timestamp + composition offset), ms.
     pub pts_ms: i64,
-    /// AVCDecoderConfigurationRecord in force.
+    /// The codec of `config` and `access_unit`: AVC or HEVC.
+    pub codec: VideoCodec,
+    /// AVCDecoderConfigurationRecord or HEVCDecoderConfigurationRecord in force.
     pub config: Vec<u8>,
     /// The frame, AVCC framed.
     pub access_unit: Vec<u8>,
@@ -93,6 +96,43 @@ pub enum Outcome {
     Failed(Failure),
 }
 
+/// The decoder configuration in force: the last valid sequence header's.
+#[derive(Debug)]
+enum CodecConfig {
+    Avc(AvcConfig),
+    Hevc(HevcConfig),
+}
+
+impl CodecConfig {
+    fn codec(&self) -> VideoCodec {
+        match self {
+            CodecConfig::Avc(_) => VideoCodec::Avc,
+            CodecConfig::Hevc(_) => VideoCodec::Hevc,
+        }
+    }
+
+    fn record(&self) -> &[u8] {
+        match self {
+            CodecConfig::Avc(c) => c.record(),
+            CodecConfig::Hevc(c) => c.record(),
+        }
+    }
+
+    fn refusal(&self) -> Option<&Failure> {
+        match self {
+            CodecConfig::Avc(c) => c.refusal(),
+            CodecConfig::Hevc(c) => c.refusal(),
+        }
+    }
+
+    fn is_intra(&mut self, access_unit: &[u8]) -> Result<bool, Failure> {
+        Ok(match self {
+            CodecConfig::Avc(c) => c.classify(access_unit)? == FrameKind::Intra,
+            CodecConfig::Hevc(c) => c.classify(access_unit)? == hevc::FrameKind::Intra,
+        })
+    }
+}
+
 /// A shot awaiting its outcome.
 #[derive(Debug, Clone)]
 struct Pending {
@@ -107,7 +147,7 @@ pub struct Session {
     settings: Settings,
     clock: SessionClock,
     /// The decoder configuration in force; `None` before the first valid sequence header.
-    config: Option<AvcConfig>,
+    config: Option<CodecConfig>,
     /// Clock of the last capture attempt; `None` until the first, which is always due.
     last_attempt_ms: Option<u64>,
     /// Seq of the previous attempt (0 before any).
@@ -166,35 +206,69 @@ impl Session {
         }
         let clock_ms = self.clock.video(timestamp_ms);
         match flv::parse_video(body)? {
-            VideoTag::SequenceHeader(record) => {
+            VideoTag::SequenceHeader { codec, record } => {
                 // A broken header must not leave the previous one in force: frames of the new
                 // resolution would be decoded with the old parameter sets.
                 self.config = None;
-                self.config = Some(AvcConfig::parse(record)?);
+                self.config = match codec {
+                    VideoCodec::Avc => Some(CodecConfig::Avc(AvcConfig::parse(record)?)),
+                    VideoCodec::Hevc => Some(CodecConfig::Hevc(HevcConfig::parse(record)?)),
+                    // Not parsed: its frames are refused at each due keyframe.
+                    VideoCodec::Av1 | VideoCodec::Vp9 => None,
+                };
                 Ok(Action::None)
             }
             VideoTag::Nalu {
+                codec,
+                keyframe_hint,
                 composition_ms,
                 data,
-                ..
             } => {
                 if !self.is_due(clock_ms) {
                     return Ok(Action::None);
                 }
-                let Some(config) = self.config.as_mut() else {
-                    return Err(Failure::decode(
-                        "video frame before any avc sequence header",
+                let pts_ms = i64::from(timestamp_ms) + i64::from(composition_ms);
+                if !codec.is_decoded() {
+                    // The FLV frame type is the only keyframe hint for a codec we do not parse
+                    // (DESIGN.md "Which frames"): each due one gets its status-4 callback.
+                    if !keyframe_hint {
+                        return Ok(Action::None);
+                    }
+                    let refusal = Failure::unsupported(format!(
+                        "{} video is not supported: livesnap decodes only h.264 (avc) and h.265 \
+                         (hevc); publish one of those to get screenshots",
+                        codec.name()
                     ));
+                    return Ok(self.attempt(
+                        clock_ms,
+                        pts_ms,
+                        codec,
+                        Vec::new(),
+                        &[],
+                        Some(refusal),
+                    ));
+                }
+                let Some(config) = self.config.as_mut() else {
+                    return Err(Failure::decode(format!(
+                        "{} video frame before any sequence header",
+                        codec.name()
+                    )));
                 };
-                if config.classify(data)? == FrameKind::NotIntra {
+                if config.codec() != codec {
+                    return Err(Failure::decode(format!(
+                        "{} video frame while a {} sequence header is in force",
+                        codec.name(),
+                        config.codec().name()
+                    )));
+                }
+                if !config.is_intra(data)? {
                     return Ok(Action::None);
                 }
                 let refusal = config.refusal().cloned();
                 let record = config.record().to_vec();
-                let pts_ms = i64::from(timestamp_ms) + i64::from(composition_ms);
-                Ok(self.attempt(clock_ms, pts_ms, record, data, refusal))
+                Ok(self.attempt(clock_ms, pts_ms, codec, record, data, refusal))
             }
-            VideoTag::EndOfSequence | VideoTag::Command => Ok(Action::None),
+            VideoTag::EndOfSequence | VideoTag::Command | VideoTag::Metadata => Ok(Action::None),
         }
     }
 
@@ -227,6 +301,7 @@ impl Session {
         &mut self,
         clock_ms: u64,
         pts_ms: i64,
+        codec: VideoCodec,
         config: Vec<u8>,
         access_unit: &[u8],
         refusal: Option<Failure>,
@@ -261,6 +336,7 @@ impl Session {
             unix_timestamp,
             clock_ms,
             pts_ms,
+            codec,
             config,
             access_unit: access_unit.to_vec(),
             shortside_px: self.settings.shortside_px,

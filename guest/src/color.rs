@@ -28,6 +28,9 @@ pub enum Matrix {
     Bt601,
     /// ITU-R BT.709 (`matrix_coefficients` 1): Kr = 0.2126, Kb = 0.0722.
     Bt709,
+    /// ITU-R BT.2020 non-constant luminance (`matrix_coefficients` 9; 10, constant luminance,
+    /// is approximated by it): Kr = 0.2627, Kb = 0.0593.
+    Bt2020,
 }
 
 impl Matrix {
@@ -37,6 +40,7 @@ impl Matrix {
     pub fn from_vui(matrix_coefficients: u8) -> Matrix {
         match matrix_coefficients {
             1 => Matrix::Bt709,
+            9 | 10 => Matrix::Bt2020,
             _ => Matrix::Bt601,
         }
     }
@@ -46,6 +50,7 @@ impl Matrix {
         match self {
             Matrix::Bt601 => (0.299, 0.114),
             Matrix::Bt709 => (0.2126, 0.0722),
+            Matrix::Bt2020 => (0.2627, 0.0593),
         }
     }
 }
@@ -227,9 +232,11 @@ mod tests {
     }
 
     #[test]
-    fn vui_matrix_codes_map_to_bt709_only_for_1() {
+    fn vui_matrix_codes_map_to_bt709_for_1_and_bt2020_for_9_and_10() {
         assert_eq!(Matrix::from_vui(1), Matrix::Bt709);
-        for code in [0, 2, 4, 5, 6, 7, 9, 255] {
+        assert_eq!(Matrix::from_vui(9), Matrix::Bt2020);
+        assert_eq!(Matrix::from_vui(10), Matrix::Bt2020);
+        for code in [0, 2, 4, 5, 6, 7, 255] {
             assert_eq!(Matrix::from_vui(code), Matrix::Bt601, "code {code}");
         }
     }

@@ -3,8 +3,11 @@
 
 use crate::capture::{Action, Outcome, Session, SessionInfo, Settings};
 use crate::error::{ErrorCode, Failure};
+use crate::flv::VideoCodec;
 use crate::naming::KeyMode;
 use crate::render::{self, Matrix};
+use crate::render_hevc;
+use crate::tonemap::Transfer;
 use std::cell::RefCell;
 
 mod bindings {
@@ -103,6 +106,11 @@ impl wit_capture::GuestSession for SessionResource {
                 unix_timestamp: shot.unix_timestamp,
                 clock_ms: shot.clock_ms,
                 pts_ms: shot.pts_ms,
+                codec: match shot.codec {
+                    VideoCodec::Hevc => wit_types::Codec::Hevc,
+                    // Shots are only made for the two decoded codecs.
+                    _ => wit_types::Codec::Avc,
+                },
                 config: shot.config,
                 access_unit: shot.access_unit,
                 shortside_px: shot.shortside_px,
@@ -124,14 +132,30 @@ impl wit_capture::GuestSession for SessionResource {
     }
 }
 
+fn wit_matrix(matrix: Matrix) -> wit_render::Matrix {
+    match matrix {
+        Matrix::Bt601 => wit_render::Matrix::Bt601,
+        Matrix::Bt709 => wit_render::Matrix::Bt709,
+        Matrix::Bt2020 => wit_render::Matrix::Bt2020,
+    }
+}
+
 impl wit_render::Guest for Component {
     fn render(
+        codec: wit_types::Codec,
         config: Vec<u8>,
         access_unit: Vec<u8>,
         shortside_px: Option<u32>,
         jpeg_quality: u8,
     ) -> Result<wit_render::Picture, wit_types::Failure> {
-        let picture = render::render(&config, &access_unit, shortside_px, jpeg_quality)?;
+        let picture = match codec {
+            wit_types::Codec::Avc => {
+                render::render(&config, &access_unit, shortside_px, jpeg_quality)?
+            }
+            wit_types::Codec::Hevc => {
+                render_hevc::render(&config, &access_unit, shortside_px, jpeg_quality)?
+            }
+        };
         Ok(wit_render::Picture {
             jpeg: picture.jpeg,
             width_px: picture.width,
@@ -140,21 +164,39 @@ impl wit_render::Guest for Component {
     }
 
     fn decode(
+        codec: wit_types::Codec,
         config: Vec<u8>,
         access_unit: Vec<u8>,
     ) -> Result<wit_render::Frame, wit_types::Failure> {
+        if codec == wit_types::Codec::Hevc {
+            let frame = render_hevc::decode(&config, &access_unit)?;
+            return Ok(wit_render::Frame {
+                width_px: frame.width,
+                height_px: frame.height,
+                bit_depth: frame.bit_depth as u8,
+                y: frame.plane_bytes(&frame.y),
+                u: frame.plane_bytes(&frame.u),
+                v: frame.plane_bytes(&frame.v),
+                full_range: frame.colour.full_range,
+                matrix: wit_matrix(Matrix::from_vui(frame.colour.matrix)),
+                transfer: match frame.transfer() {
+                    Transfer::Sdr => wit_render::Transfer::Sdr,
+                    Transfer::Pq => wit_render::Transfer::Pq,
+                    Transfer::Hlg => wit_render::Transfer::Hlg,
+                },
+            });
+        }
         let frame = render::decode(&config, &access_unit)?;
         Ok(wit_render::Frame {
             width_px: frame.width,
             height_px: frame.height,
+            bit_depth: 8,
             y: frame.y,
             u: frame.u,
             v: frame.v,
             full_range: frame.full_range,
-            matrix: match frame.matrix {
-                Matrix::Bt601 => wit_render::Matrix::Bt601,
-                Matrix::Bt709 => wit_render::Matrix::Bt709,
-            },
+            matrix: wit_matrix(frame.matrix),
+            transfer: wit_render::Transfer::Sdr,
         })
     }
 }

@@ -12,69 +12,221 @@ pub const TAG_SCRIPT: u8 = 18;
 
 /// FLV `CodecID` of AVC (H.264).
 const CODEC_AVC: u8 = 7;
+/// FLV `CodecID` 12: HEVC in AVC's tag layout, the pre-standard extension Chinese CDNs send.
+const CODEC_HEVC_LEGACY: u8 = 12;
+
+/// A video codec as the FLV tag names it (legacy CodecID or Enhanced RTMP FourCC).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum VideoCodec {
+    /// H.264 (CodecID 7, FourCC `avc1`).
+    Avc,
+    /// H.265 (CodecID 12, FourCC `hvc1`).
+    Hevc,
+    /// AV1 (FourCC `av01`): recognised, not decoded.
+    Av1,
+    /// VP9 (FourCC `vp09`): recognised, not decoded.
+    Vp9,
+}
+
+impl VideoCodec {
+    /// Lowercase name for messages and logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            VideoCodec::Avc => "h.264 (avc)",
+            VideoCodec::Hevc => "h.265 (hevc)",
+            VideoCodec::Av1 => "av1",
+            VideoCodec::Vp9 => "vp9",
+        }
+    }
+
+    /// True for the codecs livesnap parses and decodes.
+    pub fn is_decoded(self) -> bool {
+        matches!(self, VideoCodec::Avc | VideoCodec::Hevc)
+    }
+}
+
+/// Enhanced RTMP v1 `VideoPacketType` values (the low nibble of the first byte).
+mod packet_type {
+    pub const SEQUENCE_START: u8 = 0;
+    pub const CODED_FRAMES: u8 = 1;
+    pub const SEQUENCE_END: u8 = 2;
+    pub const CODED_FRAMES_X: u8 = 3;
+    pub const METADATA: u8 = 4;
+    pub const MPEG2TS_SEQUENCE_START: u8 = 5;
+    pub const MULTITRACK: u8 = 6;
+    pub const MOD_EX: u8 = 7;
+}
 
 /// One parsed video tag body, borrowing the payload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VideoTag<'a> {
-    /// AVCPacketType 0: an AVCDecoderConfigurationRecord.
-    SequenceHeader(&'a [u8]),
-    /// AVCPacketType 1: one access unit of length-prefixed NAL units.
+    /// AVCPacketType 0 / SequenceStart: the decoder configuration record (AVC's or HEVC's;
+    /// for AV1/VP9 their own, unused).
+    SequenceHeader {
+        /// Which codec's record.
+        codec: VideoCodec,
+        /// The record bytes.
+        record: &'a [u8],
+    },
+    /// AVCPacketType 1 / CodedFrames / CodedFramesX: one access unit.
     Nalu {
-        /// The FLV `FrameType` said keyframe (1). A hint only; never trusted for capture.
+        /// The codec of the frame.
+        codec: VideoCodec,
+        /// The FLV `FrameType` said keyframe (1). A hint only; never trusted for capture of a
+        /// codec livesnap parses; the only hint for AV1/VP9.
         keyframe_hint: bool,
-        /// CompositionTime (SI24), in milliseconds: pts = tag timestamp + this.
+        /// CompositionTime (SI24), in milliseconds: pts = tag timestamp + this (0 for
+        /// CodedFramesX).
         composition_ms: i32,
-        /// The NAL units, AVCC framed.
+        /// The NAL units, length-prefixed (for AV1/VP9: their own framing, unused).
         data: &'a [u8],
     },
-    /// AVCPacketType 2: end of sequence.
+    /// AVCPacketType 2 / SequenceEnd.
     EndOfSequence,
     /// FrameType 5: a video info/command frame with no picture.
     Command,
+    /// Enhanced RTMP Metadata (an AMF `colorInfo` object) or MPEG2TSSequenceStart: nothing to
+    /// capture; colour is read from the SPS VUI.
+    Metadata,
 }
 
-/// Parse a video tag body.
+/// SI24 composition time, sign-extended from 24 bits.
+fn si24(c: [u8; 3]) -> i32 {
+    let raw = (u32::from(c[0]) << 16) | (u32::from(c[1]) << 8) | u32::from(c[2]);
+    ((raw << 8) as i32) >> 8
+}
+
+/// Parse a video tag body: legacy (FLV spec §E.4.3.1, CodecID 7 or 12) or Enhanced RTMP v1
+/// (`IsExHeader`, FourCC, PacketType).
 pub fn parse_video(body: &[u8]) -> Result<VideoTag<'_>, Failure> {
     let Some(&first) = body.first() else {
         return Err(Failure::decode("empty video tag"));
     };
+    if first & 0x80 != 0 {
+        return parse_enhanced(body, first);
+    }
     let frame_type = first >> 4;
     let codec_id = first & 0x0f;
-    if first & 0x80 != 0 {
-        // Enhanced RTMP (IsExHeader): HEVC/AV1/VP9 by FourCC; only AVC is captured.
-        return Err(Failure::unsupported(format!(
-            "enhanced flv video header (byte 0x{first:02x}) is not supported: only h.264 (avc) is"
-        )));
-    }
     if frame_type == 5 {
         return Ok(VideoTag::Command);
     }
-    if codec_id != CODEC_AVC {
-        return Err(Failure::unsupported(format!(
-            "flv video codec id {codec_id} is not supported: only 7 (avc) is"
-        )));
-    }
+    let codec = match codec_id {
+        CODEC_AVC => VideoCodec::Avc,
+        CODEC_HEVC_LEGACY => VideoCodec::Hevc,
+        other => {
+            return Err(Failure::unsupported(format!(
+                "flv video codec id {other} is not supported: only 7 (avc), 12 (hevc) and \
+                 enhanced rtmp avc1/hvc1 are"
+            )));
+        }
+    };
     let Some(&[packet_type, c0, c1, c2]) = body.get(1..5) else {
         return Err(Failure::decode(format!(
-            "avc video tag of {} bytes is shorter than its 5-byte header",
+            "{} video tag of {} bytes is shorter than its 5-byte header",
+            codec.name(),
             body.len()
         )));
     };
     let payload = body.get(5..).unwrap_or_default();
     match packet_type {
-        0 => Ok(VideoTag::SequenceHeader(payload)),
-        1 => {
-            // SI24 composition time, sign-extended from 24 bits.
-            let raw = (u32::from(c0) << 16) | (u32::from(c1) << 8) | u32::from(c2);
-            let composition_ms = ((raw << 8) as i32) >> 8;
-            Ok(VideoTag::Nalu {
-                keyframe_hint: frame_type == 1,
-                composition_ms,
-                data: payload,
-            })
-        }
+        0 => Ok(VideoTag::SequenceHeader {
+            codec,
+            record: payload,
+        }),
+        1 => Ok(VideoTag::Nalu {
+            codec,
+            keyframe_hint: frame_type == 1,
+            composition_ms: si24([c0, c1, c2]),
+            data: payload,
+        }),
         2 => Ok(VideoTag::EndOfSequence),
         other => Err(Failure::decode(format!("unknown avc packet type {other}"))),
+    }
+}
+
+/// Enhanced RTMP v1: `IsExHeader`(1) `FrameType`(3) `PacketType`(4), FourCC, then per type.
+fn parse_enhanced(body: &[u8], first: u8) -> Result<VideoTag<'_>, Failure> {
+    let frame_type = (first >> 4) & 0x07;
+    let packet = first & 0x0f;
+    if packet == packet_type::MULTITRACK || packet == packet_type::MOD_EX {
+        let what = if packet == packet_type::MULTITRACK {
+            "multitrack"
+        } else {
+            "modex"
+        };
+        return Err(Failure::unsupported(format!(
+            "enhanced rtmp v2 {what} video packets are not supported: send one video track \
+             (enhanced rtmp v1)"
+        )));
+    }
+    let Some(fourcc) = body.get(1..5) else {
+        return Err(Failure::decode(format!(
+            "enhanced video tag of {} bytes is shorter than its 5-byte header",
+            body.len()
+        )));
+    };
+    let codec = match fourcc {
+        b"avc1" => VideoCodec::Avc,
+        b"hvc1" => VideoCodec::Hevc,
+        b"av01" => VideoCodec::Av1,
+        b"vp09" => VideoCodec::Vp9,
+        other => {
+            let printable: String = other
+                .iter()
+                .map(|&b| {
+                    if b.is_ascii_graphic() {
+                        char::from(b)
+                    } else {
+                        '?'
+                    }
+                })
+                .collect();
+            return Err(Failure::unsupported(format!(
+                "enhanced rtmp video fourcc '{printable}' is not supported: only avc1 and hvc1 \
+                 are decoded (av01, vp09 recognised)"
+            )));
+        }
+    };
+    let payload = body.get(5..).unwrap_or_default();
+    if frame_type == 5 && packet != packet_type::METADATA {
+        return Ok(VideoTag::Command);
+    }
+    match packet {
+        packet_type::SEQUENCE_START => Ok(VideoTag::SequenceHeader {
+            codec,
+            record: payload,
+        }),
+        packet_type::CODED_FRAMES => {
+            // Only AVC and HEVC carry an SI24 CompositionTime in CodedFrames (E-RTMP v1).
+            let (cts, data) = match payload {
+                _ if !codec.is_decoded() => (0, payload),
+                [c0, c1, c2, rest @ ..] => (si24([*c0, *c1, *c2]), rest),
+                _ => {
+                    return Err(Failure::decode(format!(
+                        "enhanced {} coded frames tag of {} bytes has no composition time",
+                        codec.name(),
+                        body.len()
+                    )));
+                }
+            };
+            Ok(VideoTag::Nalu {
+                codec,
+                keyframe_hint: frame_type == 1,
+                composition_ms: cts,
+                data,
+            })
+        }
+        packet_type::CODED_FRAMES_X => Ok(VideoTag::Nalu {
+            codec,
+            keyframe_hint: frame_type == 1,
+            composition_ms: 0,
+            data: payload,
+        }),
+        packet_type::SEQUENCE_END => Ok(VideoTag::EndOfSequence),
+        packet_type::METADATA | packet_type::MPEG2TS_SEQUENCE_START => Ok(VideoTag::Metadata),
+        other => Err(Failure::decode(format!(
+            "enhanced rtmp video packet type {other} is reserved"
+        ))),
     }
 }
 
@@ -87,11 +239,15 @@ mod tests {
     fn parses_sequence_header_and_nalu_with_negative_composition_time() {
         assert_eq!(
             parse_video(&[0x17, 0, 0, 0, 0, 1, 2]).unwrap(),
-            VideoTag::SequenceHeader(&[1, 2])
+            VideoTag::SequenceHeader {
+                codec: VideoCodec::Avc,
+                record: &[1, 2]
+            }
         );
         assert_eq!(
             parse_video(&[0x27, 1, 0xff, 0xff, 0xd8, 9]).unwrap(),
             VideoTag::Nalu {
+                codec: VideoCodec::Avc,
                 keyframe_hint: false,
                 composition_ms: -40,
                 data: &[9]
@@ -100,6 +256,7 @@ mod tests {
         assert_eq!(
             parse_video(&[0x17, 1, 0, 0, 80]).unwrap(),
             VideoTag::Nalu {
+                codec: VideoCodec::Avc,
                 keyframe_hint: true,
                 composition_ms: 80,
                 data: &[]
@@ -122,6 +279,12 @@ mod tests {
             ErrorCode::UnsupportedStream
         );
         assert_eq!(
+            parse_video(&[0x96, b'h', b'v', b'c', b'1'])
+                .unwrap_err()
+                .code,
+            ErrorCode::UnsupportedStream
+        );
+        assert_eq!(
             parse_video(&[0x17, 1, 0]).unwrap_err().code,
             ErrorCode::DecodeFailed
         );
@@ -130,5 +293,64 @@ mod tests {
             parse_video(&[0x17, 7, 0, 0, 0]).unwrap_err().code,
             ErrorCode::DecodeFailed
         );
+    }
+
+    #[test]
+    fn parses_enhanced_rtmp_v1_and_legacy_hevc() {
+        assert_eq!(
+            parse_video(b"\x90hvc1\x01\x02").unwrap(),
+            VideoTag::SequenceHeader {
+                codec: VideoCodec::Hevc,
+                record: &[1, 2]
+            }
+        );
+        assert_eq!(
+            parse_video(b"\x91hvc1\xff\xff\xd8\x09").unwrap(),
+            VideoTag::Nalu {
+                codec: VideoCodec::Hevc,
+                keyframe_hint: true,
+                composition_ms: -40,
+                data: &[9]
+            }
+        );
+        assert_eq!(
+            parse_video(b"\xa3hvc1\x07").unwrap(),
+            VideoTag::Nalu {
+                codec: VideoCodec::Hevc,
+                keyframe_hint: false,
+                composition_ms: 0,
+                data: &[7]
+            }
+        );
+        assert_eq!(
+            parse_video(b"\x91av01\x12").unwrap(),
+            VideoTag::Nalu {
+                codec: VideoCodec::Av1,
+                keyframe_hint: true,
+                composition_ms: 0,
+                data: &[0x12]
+            }
+        );
+        assert_eq!(parse_video(b"\x92avc1").unwrap(), VideoTag::EndOfSequence);
+        assert_eq!(parse_video(b"\xd4hvc1\x02").unwrap(), VideoTag::Metadata);
+        assert_eq!(
+            parse_video(&[0x1c, 1, 0, 0, 40, 5]).unwrap(),
+            VideoTag::Nalu {
+                codec: VideoCodec::Hevc,
+                keyframe_hint: true,
+                composition_ms: 40,
+                data: &[5]
+            }
+        );
+        assert_eq!(
+            parse_video(b"\x91hvc1\x00").unwrap_err().code,
+            ErrorCode::DecodeFailed
+        );
+        let fourcc = parse_video(b"\x91xyz\x01").unwrap_err();
+        assert_eq!(fourcc.code, ErrorCode::UnsupportedStream);
+        assert!(fourcc.message.contains("'xyz?'"), "{fourcc}");
+        for short in [&b"\x91"[..], b"\x91hv", b"\x9f"] {
+            assert!(parse_video(short).is_err());
+        }
     }
 }

@@ -16,9 +16,12 @@ pub mod demux;
 pub mod encode;
 pub mod error;
 pub mod flv;
+pub mod hevc;
 pub mod naming;
 pub mod render;
+pub mod render_hevc;
 pub mod scale;
+pub mod tonemap;
 
 #[cfg(all(target_arch = "wasm32", feature = "component"))]
 #[allow(

@@ -670,6 +670,7 @@ mod tests {
         let (kr, kb) = match p.matrix {
             Matrix::Bt601 => (0.299, 0.114),
             Matrix::Bt709 => (0.2126, 0.0722),
+            Matrix::Bt2020 => (0.2627, 0.0593),
         };
         let (y0, ys, cs) = if p.full_range {
             (0.0, 255.0, 255.0)

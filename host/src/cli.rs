@@ -8,7 +8,7 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// Screenshots of live H.264 streams: I-frames only, no transcoding.
+/// Screenshots of live H.264 and HEVC streams: I-frames only, no transcoding.
 #[derive(Debug, Parser)]
 #[command(name = "livesnap", version, about)]
 pub struct Cli {
@@ -35,6 +35,18 @@ struct ComponentArgs {
     /// replaced).
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
+    /// Print every I-frame the capture rule sees at interval 1 s: clock, pts, codec/profile,
+    /// size, bit depth, slices, decode time, MD5 of the Y, U and V planes.
+    Probe(ProbeArgs),
+}
+
+#[derive(Debug, Args)]
+struct ProbeArgs {
+    /// Recorded FLV file.
+    file: PathBuf,
+    /// Also write each decoded picture as raw planar YUV into DIR (yuv420p, or yuv420p10le).
+    #[arg(long, value_name = "DIR")]
+    yuv: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -182,6 +194,15 @@ pub fn run(cli: Cli) -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Probe(args) => {
+            match crate::probe::probe(&args.file, args.yuv.as_deref(), &mut std::io::stdout()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("livesnap: error: {e:#}");
+                    ExitCode::from(2)
+                }
+            }
+        }
         Command::Replay(args) => match replay_command(args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

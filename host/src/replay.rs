@@ -375,6 +375,8 @@ pub fn replay_with(
     let (job_tx, job_rx) = mpsc::sync_channel::<RenderJob>(workers);
     let job_rx = Mutex::new(job_rx);
     let render_peak = AtomicUsize::new(0);
+    let mut tag_warnings = crate::warn_once::WarnOnce::default();
+    let mut capture_warnings = crate::warn_once::WarnOnce::default();
     std::thread::scope(|scope| -> anyhow::Result<()> {
         for mut renderer in renderers {
             let (job_rx, render_peak) = (&job_rx, &render_peak);
@@ -417,7 +419,10 @@ pub fn replay_with(
                 Ok(action) => action,
                 Err(failure) => {
                     summary.tag_errors += 1;
-                    tracing::warn!(tag = summary.tags, timestamp_ms = tag.timestamp_ms, cause = %failure.text(), "tag skipped");
+                    let cause = failure.text();
+                    if tag_warnings.first(&cause) {
+                        tracing::warn!(tag = summary.tags, timestamp_ms = tag.timestamp_ms, %cause, "tag skipped (further tags with this cause are counted in the summary, not logged)");
+                    }
                     continue;
                 }
             };
@@ -425,6 +430,10 @@ pub fn replay_with(
                 Action::None => {}
                 Action::Refused(body) => {
                     summary.failed += 1;
+                    let cause = crate::warn_once::errmsg_of(&body);
+                    if capture_warnings.first(&cause) {
+                        tracing::warn!(%cause, "capture refused (further refusals with this cause are counted, not logged)");
+                    }
                     in_flight.push_back(Slot::Ready(body));
                 }
                 Action::Capture(shot) => {
@@ -443,6 +452,7 @@ pub fn replay_with(
                 full,
                 &mut summary,
                 &mut capture,
+                &mut capture_warnings,
                 &store,
                 &mut emit,
             )?;
@@ -452,6 +462,7 @@ pub fn replay_with(
             true,
             &mut summary,
             &mut capture,
+            &mut capture_warnings,
             &store,
             &mut emit,
         )?;
@@ -478,6 +489,7 @@ fn drain(
     wait: bool,
     summary: &mut Summary,
     capture: &mut CaptureInstance,
+    warnings: &mut crate::warn_once::WarnOnce,
     store: &dyn Fn(&str, Picture) -> Outcome,
     emit: &mut dyn FnMut(String) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
@@ -513,7 +525,10 @@ fn drain(
             Outcome::Stored(..) => summary.stored += 1,
             Outcome::Failed(f) => {
                 summary.failed += 1;
-                tracing::warn!(key = %key, cause = %f.text(), "capture failed");
+                let cause = f.text();
+                if warnings.first(&cause) {
+                    tracing::warn!(key = %key, %cause, "capture failed (further failures with this cause are counted, not logged)");
+                }
             }
         }
         emit(complete(capture, seq, &outcome)?)?;

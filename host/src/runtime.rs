@@ -30,8 +30,8 @@ mod bindings {
 pub use bindings::exports::livesnap::snap::capture::{
     Action, KeyMode, Outcome, SessionInfo, Settings, Shot,
 };
-pub use bindings::exports::livesnap::snap::render::{Frame, Matrix, Picture};
-pub use bindings::livesnap::snap::types::{ErrorCode, Failure};
+pub use bindings::exports::livesnap::snap::render::{Frame, Matrix, Picture, Transfer};
+pub use bindings::livesnap::snap::types::{Codec, ErrorCode, Failure};
 
 /// The capability-free capture + render component (`livesnap.wasm`), built by `build.rs`.
 pub static COMPONENT_WASM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/livesnap.wasm"));
@@ -363,6 +363,7 @@ impl RenderInstance {
         self.call(runtime, |snapper, store| {
             snapper.livesnap_snap_render().call_render(
                 store,
+                shot.codec,
                 &shot.config,
                 &shot.access_unit,
                 shot.shortside_px,
@@ -375,13 +376,14 @@ impl RenderInstance {
     pub fn decode(
         &mut self,
         runtime: &Runtime,
+        codec: Codec,
         config: &[u8],
         access_unit: &[u8],
     ) -> anyhow::Result<Result<Frame, Failure>> {
         self.call(runtime, |snapper, store| {
             snapper
                 .livesnap_snap_render()
-                .call_decode(store, config, access_unit)
+                .call_decode(store, codec, config, access_unit)
         })
     }
 

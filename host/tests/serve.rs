@@ -170,6 +170,97 @@ fn ffmpeg_publish(file: &Path, url: &str, realtime: bool) -> tokio::process::Chi
         .expect("ffmpeg is needed to publish over RTMP in these tests: apt-get install ffmpeg (.ci/run does)")
 }
 
+/// ffmpeg >= 6.1 (Enhanced RTMP: HEVC and AV1 in FLV): `$LIVESNAP_FFMPEG9` (set by `.ci/run`),
+/// else the imageio-ffmpeg binary of the venv `.ci/run` makes at `target/venv-ff`.
+fn ffmpeg9() -> PathBuf {
+    if let Some(path) = std::env::var_os("LIVESNAP_FFMPEG9").filter(|p| !p.is_empty()) {
+        return PathBuf::from(path);
+    }
+    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/venv-ff/bin/python");
+    let found = std::process::Command::new(&python)
+        .args([
+            "-c",
+            "import imageio_ffmpeg; print(imageio_ffmpeg.get_ffmpeg_exe())",
+        ])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
+    found.unwrap_or_else(|| {
+        panic!(
+            "the HEVC publish tests need ffmpeg >= 6.1 (Debian's 5.1 cannot send HEVC over RTMP): \
+             python3 -m venv target/venv-ff && target/venv-ff/bin/pip install imageio-ffmpeg \
+             (.ci/run does this), or set LIVESNAP_FFMPEG9 to such an ffmpeg"
+        )
+    })
+}
+
+/// Publish `file` with ffmpeg 9 to its end (`-c copy`, as fast as possible).
+async fn publish9(file: &Path, url: &str) -> bool {
+    let mut cmd = tokio::process::Command::new(ffmpeg9());
+    cmd.args(["-nostdin", "-loglevel", "error", "-i"])
+        .arg(file)
+        .args(["-c", "copy", "-f", "flv", url]);
+    cmd.kill_on_drop(true);
+    let child = cmd.spawn().expect("ffmpeg 9 starts");
+    let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+        .await
+        .expect("ffmpeg 9 finishes")
+        .unwrap();
+    out.status.success()
+}
+
+/// `livesnap replay` of `file` as stream `cam1` of tenant `live` at `interval`: its callbacks.
+fn replay_callbacks(dir: &Path, file: &Path, interval: u32) -> Vec<Value> {
+    let out = dir.join("replay-out");
+    let lines = dir.join("replay-callbacks.jsonl");
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_livesnap"))
+        .arg("replay")
+        .arg(file)
+        .arg("--out")
+        .arg(&out)
+        .args(["--stream", "cam1", "--interval", &interval.to_string()])
+        .args([
+            "--bucket",
+            "shots",
+            "--uniqname",
+            "tenant-live",
+            "--callbacks",
+        ])
+        .arg(&lines)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::fs::read_to_string(&lines)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Live callbacks equal replay's, modulo session folder and wall-clock second (±1 s).
+fn assert_same_captures(got: &[Value], expected: &[Value]) {
+    assert_eq!(got.len(), expected.len(), "{got:#?}\n{expected:#?}");
+    for (g, e) in got.iter().zip(expected) {
+        let (g, e) = (normalize(g), normalize(e));
+        assert!(
+            g["timestamp"]
+                .as_u64()
+                .unwrap()
+                .abs_diff(e["timestamp"].as_u64().unwrap())
+                <= 1,
+            "{g}\n{e}"
+        );
+        let strip = |mut v: Value| {
+            for f in ["timestamp", "keys", "dstpath"] {
+                v[f] = Value::Null;
+            }
+            v
+        };
+        assert_eq!(strip(g.clone()), strip(e.clone()));
+    }
+}
+
 async fn publish(file: &Path, url: &str) -> bool {
     let status = tokio::time::timeout(
         Duration::from_secs(60),
@@ -320,6 +411,110 @@ async fn rtmp_publish_gives_the_same_captures_as_replay() {
     );
     let replay_objects = files_under(&replay_dir);
     assert_eq!(replay_objects.len(), objects.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hevc_rtmp_publish_from_ffmpeg9_gives_the_same_captures_as_replay() {
+    let dir = temp_dir("hevc-rtmp");
+    let (receiver, cb_addr) = Receiver::start().await;
+    let server = Running::start(config(&dir, &tenant("live", "shots", Some(cb_addr), 2))).await;
+    let file = fixture("hevc_main_bframes.flv");
+    let url = format!("rtmp://{}/live/cam1?key=key-live", server.rtmp);
+    assert!(publish9(&file, &url).await, "ffmpeg 9 publishes hevc");
+    let expected = replay_callbacks(&dir, &file, 2);
+    // IDR every 2 s over 10 s, interval 2 s: five captures, all stored.
+    assert_eq!(expected.len(), 5);
+    assert!(
+        expected
+            .iter()
+            .all(|c| c["status"] == 3 && c["width"] == 640)
+    );
+    wait_for("hevc callbacks", Duration::from_secs(30), || {
+        receiver.len() >= expected.len()
+    })
+    .await;
+    // AV1 over Enhanced RTMP: a status-4 UnsupportedStream callback per due keyframe.
+    let av1 = format!("rtmp://{}/live/av1cam?key=key-live", server.rtmp);
+    assert!(
+        publish9(&fixture("av1_unsupported.flv"), &av1).await,
+        "ffmpeg 9 publishes av1"
+    );
+    wait_for("av1 callbacks", Duration::from_secs(30), || {
+        receiver.len() >= expected.len() + 3
+    })
+    .await;
+    let unsupported = server
+        .metric("livesnap_captures_total{code=\"UnsupportedStream\"} ")
+        .await;
+    server.shutdown().await;
+    let (hevc, av1): (Vec<Value>, Vec<Value>) = receiver
+        .bodies()
+        .into_iter()
+        .partition(|cb| cb["stream_name"] == "cam1");
+    assert_same_captures(&hevc, &expected);
+    assert_eq!(av1.len(), 3, "{av1:#?}");
+    assert!(av1.iter().all(|c| {
+        c["code"] == "UnsupportedStream"
+            && c["errmsg"]
+                .as_str()
+                .unwrap()
+                .starts_with("av1 video is not supported")
+    }));
+    assert_eq!(unsupported, 3);
+    for (headers, body) in receiver.got.lock().unwrap().iter() {
+        verify_signature(headers, body, "s3cret-live");
+    }
+    assert_eq!(files_under(&dir.join("objects")).len(), 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hevc_http_flv_pull_gives_replays_captures_and_the_latest_picture() {
+    let dir = temp_dir("hevc-pull");
+    let file = fixture("hevc_legacy12.flv");
+    let (origin, hits) = flv_origin(file.clone()).await;
+    let (receiver, cb_addr) = Receiver::start().await;
+    let extra = format!(
+        "{}[[pull]]\nurl = \"http://{origin}/live/cam1.flv\"\napp = \"live\"\nstream = \"cam1\"\n",
+        tenant("live", "shots", Some(cb_addr), 2)
+    );
+    let server = Running::start(config(&dir, &extra)).await;
+    let expected = replay_callbacks(&dir, &file, 2);
+    assert_eq!(expected.len(), 3, "hevc_legacy12: IDRs at 0, 2, 4 s");
+    // The first connection gets 60% of the file, the second all of it.
+    wait_for(
+        "the full session's captures",
+        Duration::from_secs(40),
+        || *hits.lock().unwrap() >= 2 && receiver.len() >= 2 + expected.len(),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let bodies = receiver.bodies();
+    let last_session = bodies
+        .iter()
+        .map(|cb| {
+            cb["taskid"]
+                .as_str()
+                .unwrap()
+                .split('/')
+                .nth(2)
+                .unwrap()
+                .to_owned()
+        })
+        .max()
+        .unwrap();
+    let full: Vec<Value> = bodies
+        .iter()
+        .filter(|cb| cb["taskid"].as_str().unwrap().contains(&last_session))
+        .cloned()
+        .collect();
+    assert_same_captures(&full, &expected);
+    let token = livesnap::serve::session::latest_token("s3cret-live", "live", "cam1");
+    let resp = server
+        .get(&format!("/latest/live/cam1.jpg?token={token}"))
+        .await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(&resp.bytes().await.unwrap()[..2], &[0xff, 0xd8]);
+    server.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

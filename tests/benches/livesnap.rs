@@ -15,7 +15,7 @@
     reason = "test code: a failed unwrap is a failed test"
 )]
 
-use livesnap::runtime::{Action, Outcome, Shot};
+use livesnap::runtime::{Action, Codec, Outcome, Shot};
 use livesnap_tests::{
     START_MS, fixture, fixture_names, options, read_tags, replay_into_temp, runtime,
     session_info as info, settings,
@@ -70,7 +70,7 @@ fn main() {
     println!("livesnap benchmark (2 cores here; figures are best of 3 rounds)\n");
 
     println!("keyframe render: decode + crop + colour + JPEG q80, full size");
-    for name in ["high_720p", "high_1080p"] {
+    for name in ["high_720p", "high_1080p", "hevc_1080p"] {
         let shots = keyframes(name);
         let mut renderer = rt.renderer().unwrap();
         let wasm_render = per_item(&shots, 3, |s| {
@@ -78,15 +78,25 @@ fn main() {
         });
         let wasm_decode = per_item(&shots, 3, |s| {
             renderer
-                .decode(rt, &s.config, &s.access_unit)
+                .decode(rt, s.codec, &s.config, &s.access_unit)
                 .unwrap()
                 .unwrap();
         });
-        let native_render = per_item(&shots, 3, |s| {
-            livesnap_guest::render::render(&s.config, &s.access_unit, None, 80).unwrap();
+        let native_render = per_item(&shots, 3, |s| match s.codec {
+            Codec::Avc => {
+                livesnap_guest::render::render(&s.config, &s.access_unit, None, 80).unwrap();
+            }
+            Codec::Hevc => {
+                livesnap_guest::render_hevc::render(&s.config, &s.access_unit, None, 80).unwrap();
+            }
         });
-        let native_decode = per_item(&shots, 3, |s| {
-            livesnap_guest::render::decode(&s.config, &s.access_unit).unwrap();
+        let native_decode = per_item(&shots, 3, |s| match s.codec {
+            Codec::Avc => {
+                livesnap_guest::render::decode(&s.config, &s.access_unit).unwrap();
+            }
+            Codec::Hevc => {
+                livesnap_guest::render_hevc::decode(&s.config, &s.access_unit).unwrap();
+            }
         });
         println!(
             "  {name:<11} {} keyframes: component render {:6.1} ms (decode {:5.1} ms) | native render {:6.1} ms (decode {:5.1} ms) | wasm/native {:.2}x",
@@ -199,7 +209,7 @@ fn main() {
         replay_time.1,
         ms(replay_time.0) / replay_time.1 as f64
     );
-    match ffmpeg_keyframes(&fixture("high_1080p")) {
+    match ffmpeg_keyframes("ffmpeg", &fixture("high_1080p")) {
         Some(ff) => println!(
             "  ffmpeg -threads 1 -skip_frame nokey -> mjpeg: {:.0} ms | livesnap/ffmpeg {:.2}x (target <= 3x)",
             ms(ff),
@@ -209,16 +219,44 @@ fn main() {
             "  ffmpeg not found: install it (apt-get install ffmpeg) for the reference figure"
         ),
     }
+
+    println!("\nreplay of hevc_1080p.flv, every keyframe (interval 1 s), JPEGs written to disk");
+    let mut opts = options("hevc_1080p");
+    opts.interval_s = 1;
+    let (elapsed, stored) = (0..3)
+        .map(|_| {
+            let r = replay_into_temp(opts.clone()).unwrap();
+            assert_eq!(r.summary.failed, 0);
+            (r.summary.elapsed, r.summary.stored)
+        })
+        .min()
+        .unwrap();
+    println!(
+        "  livesnap replay: {:.0} ms for {stored} JPEGs ({:.1} ms each)",
+        ms(elapsed),
+        ms(elapsed) / stored as f64
+    );
+    let ffmpeg9 = std::env::var("LIVESNAP_FFMPEG9").unwrap_or_default();
+    match ffmpeg_keyframes(&ffmpeg9, &fixture("hevc_1080p")) {
+        Some(ff) => println!(
+            "  ffmpeg 9 -threads 1 -skip_frame nokey -> mjpeg: {:.0} ms | livesnap/ffmpeg {:.2}x",
+            ms(ff),
+            elapsed.as_secs_f64() / ff.as_secs_f64()
+        ),
+        None => println!(
+            "  ffmpeg 9 not found: set LIVESNAP_FFMPEG9 (.ci/run does) for the HEVC reference figure"
+        ),
+    }
 }
 
-/// Best of 3 wall times of ffmpeg decoding only keyframes, single-threaded, writing a JPEG each.
-fn ffmpeg_keyframes(input: &std::path::Path) -> Option<Duration> {
+/// Best of 3 wall times of `ffmpeg` decoding only keyframes, single-threaded, writing a JPEG each.
+fn ffmpeg_keyframes(ffmpeg: &str, input: &std::path::Path) -> Option<Duration> {
     let dir = std::env::temp_dir().join(format!("livesnap-bench-ffmpeg-{}", std::process::id()));
     std::fs::create_dir_all(&dir).ok()?;
     let mut best = Duration::MAX;
     for _ in 0..3 {
         let t = Instant::now();
-        let status = Command::new("ffmpeg")
+        let status = Command::new(ffmpeg)
             .args([
                 "-loglevel",
                 "error",

@@ -61,6 +61,12 @@ proptest! {
                 prop::collection::vec(any::<u8>(), 0..64),
                 prop::collection::vec(any::<u8>(), 0..64).prop_map(|mut v| { v.splice(0..0, [0x17, 0x00, 0, 0, 0]); v }),
                 prop::collection::vec(any::<u8>(), 0..64).prop_map(|mut v| { v.splice(0..0, [0x17, 0x01, 0, 0, 0, 0, 0, 0, 8]); v }),
+                // Enhanced RTMP: IsExHeader with any frame/packet type and a known FourCC.
+                (any::<u8>(), prop_oneof![Just(*b"hvc1"), Just(*b"avc1"), Just(*b"av01"), Just(*b"vp09"), any::<[u8; 4]>()],
+                 prop::collection::vec(any::<u8>(), 0..64))
+                    .prop_map(|(first, fourcc, rest)| [&[first | 0x80][..], &fourcc, &rest].concat()),
+                // Legacy codec id 12 (HEVC in AVC's layout).
+                prop::collection::vec(any::<u8>(), 0..64).prop_map(|mut v| { v.splice(0..0, [0x1c, 0x01, 0, 0, 0, 0, 0, 0, 8]); v }),
              ]),
             1..64),
     ) {
@@ -74,9 +80,13 @@ proptest! {
     #[test]
     fn mutated_stream_never_crashes_capture_or_render(
         mutations in prop::collection::vec((0usize..40, mutation()), 1..12),
+        hevc in any::<bool>(),
     ) {
         let rt = runtime();
-        let mut tags = read_tags(&fixture("odd_size"));
+        // odd_size (AVC) or hevc_main_bframes (Enhanced RTMP hvc1 with AAC): the first 40 tags
+        // hold the sequence headers, the Metadata packet and the first I-frame.
+        let name = if hevc { "hevc_main_bframes" } else { "odd_size" };
+        let mut tags = read_tags(&fixture(name));
         tags.truncate(40);
         for (index, m) in &mutations {
             apply(&mut tags[*index].body, m);
@@ -95,7 +105,7 @@ proptest! {
             }
         }
         // The renderer still works after whatever happened above.
-        let clean = read_tags(&fixture("odd_size"));
+        let clean = read_tags(&fixture(name));
         let mut capture = session();
         let shot = clean
             .iter()

@@ -166,7 +166,10 @@ fn refused_message(width_mbs: u32, height_mbs: u32) -> String {
     let config = &header[5..];
     let au = &tag[5..];
     let mut renderer = runtime().renderer().unwrap();
-    let failure = renderer.decode(runtime(), config, au).unwrap().unwrap_err();
+    let failure = renderer
+        .decode(runtime(), livesnap::runtime::Codec::Avc, config, au)
+        .unwrap()
+        .unwrap_err();
     assert_eq!(failure.code, ErrorCode::LimitExceeded, "{}", failure.text());
     cb["errmsg"].as_str().unwrap().to_owned()
 }

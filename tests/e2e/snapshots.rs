@@ -79,8 +79,14 @@ impl<'de> serde::Deserialize<'de> for OrderedKeys {
 
 /// Replay `name` with the test defaults and check every rule that does not need the snapshot.
 fn replay_and_check(name: &str) -> livesnap_tests::Replayed {
-    let r = replay_into_temp(options(name)).expect("fixture replays");
-    let expected_clocks = expected_captures(&fixture_tags(name), 10_000);
+    let mut opts = options(name);
+    // The HEVC and AV1 fixtures are short (6-12 s): a 2 s interval captures most keyframes.
+    if name.starts_with("hevc_") || name.starts_with("av1_") {
+        opts.interval_s = 2;
+    }
+    let interval_ms = u64::from(opts.interval_s) * 1000;
+    let r = replay_into_temp(opts).expect("fixture replays");
+    let expected_clocks = expected_captures(&fixture_tags(name), interval_ms);
     assert_eq!(
         r.callbacks.len(),
         expected_clocks.len(),
@@ -177,6 +183,7 @@ macro_rules! fixture_tests {
 
 fixture_tests!(
     audio_interleaved,
+    av1_unsupported,
     baseline_360p,
     cavlc_8x8,
     cqm_jvt,
@@ -184,6 +191,17 @@ fixture_tests!(
     fake_interlaced,
     full_range,
     gray_400,
+    hevc_1080p,
+    hevc_damaged_keyframe,
+    hevc_hdr10,
+    hevc_irregular,
+    hevc_legacy12,
+    hevc_main10,
+    hevc_main_bframes,
+    hevc_odd_size,
+    hevc_open_gop,
+    hevc_res_change,
+    hevc_rext444,
     high_1080p,
     high_720p,
     long_gop,
@@ -231,6 +249,99 @@ fn damaged_keyframe_is_a_decode_failed_callback_and_the_stream_goes_on() {
             && statuses.iter().filter(|c| c["status"] == 3).count() == statuses.len() - 1
     );
     assert_eq!(r.summary.failed, 1);
+}
+
+#[test]
+fn av1_gets_an_unsupported_stream_callback_at_each_due_keyframe() {
+    let r = replay_and_check("av1_unsupported");
+    assert_eq!(r.callbacks.len(), 3, "{:#?}", r.callbacks);
+    for body in &r.callbacks {
+        let cb: Value = serde_json::from_str(body).unwrap();
+        assert_eq!(
+            (cb["status"].as_u64(), cb["code"].as_str()),
+            (Some(4), Some("UnsupportedStream"))
+        );
+        assert!(
+            cb["errmsg"]
+                .as_str()
+                .unwrap()
+                .starts_with("av1 video is not supported"),
+            "{body}"
+        );
+    }
+    assert!(r.objects.is_empty());
+    assert_eq!(r.summary.tag_errors, 0);
+}
+
+#[test]
+fn hevc_damaged_keyframe_is_a_decode_failed_callback_and_the_stream_goes_on() {
+    let r = replay_and_check("hevc_damaged_keyframe");
+    let cbs: Vec<Value> = r
+        .callbacks
+        .iter()
+        .map(|b| serde_json::from_str(b).unwrap())
+        .collect();
+    // IDRs at 0, 2, 4, 6 s; the third (4 s) lost its slice data.
+    let codes: Vec<_> = cbs
+        .iter()
+        .map(|c| c["code"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        codes,
+        ["OK", "OK", "DecodeFailed", "OK"],
+        "{:#?}",
+        r.callbacks
+    );
+    assert_eq!(cbs[2]["timestamp"], (START_MS + 4000) / 1000);
+}
+
+#[test]
+fn hevc_non_irap_all_i_pictures_are_captured_though_not_flagged_keyframes() {
+    // hevc_irregular.flv: after the first IDR every I picture is a TRAIL_R with FLV frame type 2.
+    let r = replay_and_check("hevc_irregular");
+    let stamps: Vec<u64> = r
+        .callbacks
+        .iter()
+        .map(|b| {
+            serde_json::from_str::<Value>(b).unwrap()["timestamp"]
+                .as_u64()
+                .unwrap()
+                - START_MS / 1000
+        })
+        .collect();
+    // I-frames (dts) 0, 1.24, 2.04, 5.64, 6.24, 9.04, 11.44 s; interval 2 s.
+    assert_eq!(stamps, [0, 2, 5, 9, 11]);
+    assert!(r.callbacks.iter().all(|b| b.contains("\"status\":3")));
+}
+
+#[test]
+fn hevc_rext_is_refused_naming_the_format() {
+    let r = replay_and_check("hevc_rext444");
+    assert!(!r.callbacks.is_empty());
+    for body in &r.callbacks {
+        let cb: Value = serde_json::from_str(body).unwrap();
+        assert_eq!(cb["code"], "UnsupportedStream");
+        assert!(cb["errmsg"].as_str().unwrap().contains("4:4:4"), "{body}");
+    }
+}
+
+#[test]
+fn hevc_main10_and_legacy_codec_id_12_match_their_enhanced_twins_in_size() {
+    for (name, size) in [
+        ("hevc_main10", (640, 360)),
+        ("hevc_legacy12", (640, 360)),
+        ("hevc_odd_size", (642, 362)),
+    ] {
+        let r = replay_and_check(name);
+        for body in &r.callbacks {
+            let cb: Value = serde_json::from_str(body).unwrap();
+            assert_eq!(
+                (cb["width"].as_u64(), cb["height"].as_u64()),
+                (Some(size.0), Some(size.1)),
+                "{name}: {body}"
+            );
+        }
+    }
 }
 
 #[test]

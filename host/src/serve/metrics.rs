@@ -63,6 +63,8 @@ pub struct Metrics {
     pub publishes_refused: AtomicU64,
     /// Streams ended by a trap or an ingest error.
     pub streams_failed: AtomicU64,
+    /// Tags the guest could not use (malformed, unsupported), skipped.
+    pub tags_skipped: AtomicU64,
     /// Capture attempts by outcome code (index into [`CODES`]).
     captures: [AtomicU64; 6],
     /// Shot to JPEG, render-queue wait included.
@@ -165,6 +167,16 @@ impl Metrics {
             out,
             "livesnap_streams_failed_total {}",
             load(&self.streams_failed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP livesnap_tags_skipped_total Tags the capture component could not use (malformed or unsupported); each cause is logged once per session."
+        );
+        let _ = writeln!(out, "# TYPE livesnap_tags_skipped_total counter");
+        let _ = writeln!(
+            out,
+            "livesnap_tags_skipped_total {}",
+            load(&self.tags_skipped)
         );
         let _ = writeln!(
             out,

@@ -110,6 +110,8 @@ pub struct StreamSession {
     gate: tokio::sync::watch::Sender<u64>,
     /// Ordinal of the next attempt (push order, which is the guest's `seq` order).
     next_attempt: u64,
+    /// Skipped-tag and refused-capture causes already logged in this session.
+    warnings: crate::warn_once::WarnOnce,
 }
 
 /// Holds an attempt's place in its stream's callback order; releases it when dropped, whatever
@@ -232,6 +234,7 @@ impl StreamSession {
             failed: false,
             gate: tokio::sync::watch::Sender::new(0),
             next_attempt: 0,
+            warnings: crate::warn_once::WarnOnce::default(),
         })
     }
 
@@ -251,9 +254,14 @@ impl StreamSession {
         let action = match result {
             Ok(Ok(action)) => action,
             Ok(Err(failure)) => {
-                self.span.in_scope(
-                    || tracing::debug!(timestamp_ms, cause = %failure.text(), "tag skipped"),
-                );
+                self.ctx
+                    .metrics
+                    .tags_skipped
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let cause = failure.text();
+                if self.warnings.first(&cause) {
+                    self.span.in_scope(|| tracing::warn!(timestamp_ms, %cause, "tag skipped (further tags with this cause are counted in livesnap_tags_skipped_total, not logged)"));
+                }
                 return Ok(());
             }
             Err(trap) => {
@@ -270,6 +278,10 @@ impl StreamSession {
             Action::None => {}
             Action::Refused(body) => {
                 self.ctx.metrics.capture(code_of(&body));
+                let cause = crate::warn_once::errmsg_of(&body);
+                if self.warnings.first(&cause) {
+                    self.span.in_scope(|| tracing::warn!(%cause, "capture refused (further refusals with this cause are counted in livesnap_captures_total, not logged)"));
+                }
                 let turn = self.turn();
                 self.spawn_callback(body, Instant::now(), turn);
             }
