@@ -16,6 +16,7 @@ pub mod demux;
 pub mod encode;
 pub mod error;
 pub mod flv;
+pub mod jpeg;
 pub mod naming;
 pub mod render;
 pub mod scale;
