@@ -147,8 +147,8 @@ const MAX_MAGNITUDE: i32 = 1 << 15;
 /// `(|c| + 4q) / 8q` is computed as `floor(n / q)` with `n = (|c| + 4q) >> 3` (floor division
 /// nests), then `floor(n / q) = (n · ceil(2^21 / q)) >> 21`: exact because `n < 2^13` and the
 /// reciprocal's excess `e = ceil(2^21/q)·q − 2^21 < q ≤ 255` gives `n · e < 2^21`
-/// (tested exhaustively below). The product fits in 32 bits (`n < 2^13`, reciprocal ≤ 2^21), but
-/// is formed in 64 so no lane can overflow whatever `c` is.
+/// (tested exhaustively below). The product needs up to 34 bits (`n < 2^13`, reciprocal ≤ 2^21),
+/// so it is formed in 64 (wasm `i64x2.extmul_*_i32x4` when vectorised).
 pub fn quantise(b: &mut Block, quantiser: &Quantiser) {
     for u in 0..8 {
         for v in 0..8 {
