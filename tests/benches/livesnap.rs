@@ -96,6 +96,19 @@ fn main() {
             ms(native_decode),
             wasm_render.as_secs_f64() / native_render.as_secs_f64()
         );
+        let same = shots
+            .iter()
+            .filter(|s| {
+                let wasm = renderer.render(rt, s).unwrap().unwrap();
+                let native =
+                    livesnap_guest::render::render(&s.config, &s.access_unit, None, 80).unwrap();
+                wasm.jpeg == native.jpeg
+            })
+            .count();
+        println!(
+            "  {name:<11} JPEG bytes equal in the component and natively: {same} of {}",
+            shots.len()
+        );
         println!(
             "  {name:<11} render instance peak linear memory: {:.1} MiB",
             renderer.peak_memory_bytes() as f64 / 1048576.0
