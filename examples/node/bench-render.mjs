@@ -11,7 +11,10 @@ import { parseArgs } from 'node:util';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
-  options: { module: { type: 'string', default: './gen/livesnap.js' } },
+  options: {
+    module: { type: 'string', default: './gen/livesnap.js' },
+    codec: { type: 'string', default: 'avc' },
+  },
 });
 const [configPath, auPath, roundsArg] = positionals;
 const t0 = performance.now();
@@ -23,7 +26,7 @@ const times = [];
 let picture;
 for (let i = 0; i < Number(roundsArg ?? 7); i++) {
   const t = performance.now();
-  picture = render.render(config, au, undefined, 80);
+  picture = render.render(values.codec, config, au, undefined, 80);
   times.push(performance.now() - t);
 }
 times.sort((a, b) => a - b);

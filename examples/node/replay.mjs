@@ -124,7 +124,7 @@ try {
     const shot = action.val;
     let outcome;
     try {
-      const picture = render.render(shot.config, shot.accessUnit, shot.shortsidePx, shot.jpegQuality);
+      const picture = render.render(shot.codec, shot.config, shot.accessUnit, shot.shortsidePx, shot.jpegQuality);
       const path = join(opt.out, opt.bucket, ...shot.key.split('/'));
       mkdirSync(dirname(path), { recursive: true });
       writeFileSync(path, picture.jpeg);

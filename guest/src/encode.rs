@@ -1,18 +1,10 @@
 //! JPEG encoding: a picture already in JFIF YCbCr (see [`crate::color::to_jfif`]) becomes a
-//! baseline, 4:2:0, JFIF file via `jpeg-encoder`, without an RGB or full-resolution copy.
-//!
-//! `jpeg-encoder` asks its [`ImageBuffer`] for full-resolution rows of all three components and
-//! subsamples chroma itself. With 2×2 sampling and [`ChromaSubsamplingMethod::Nearest`] it keeps
-//! the sample at each even (x, y) of a 2×2 block, so handing it every chroma sample twice per
-//! row (and the same chroma row for both luma rows of a pair) makes it encode exactly our chroma
-//! plane: no second filtering, no drift.
-
-use jpeg_encoder::{
-    ChromaSubsamplingMethod, Encoder, EncodingError, ImageBuffer, JpegColorType, SamplingFactor,
-};
+//! baseline, 4:2:0, JFIF file, coded straight from its planes by livesnap's own encoder
+//! ([`crate::jpeg`]): no RGB, no full-resolution chroma, no copy.
 
 use crate::color::Matrix;
 use crate::error::Failure;
+use crate::jpeg::{self, Planes};
 use crate::render::Yuv420;
 
 /// Encodes `picture` (JFIF YCbCr: BT.601 matrix, full range) as a baseline 4:2:0 JPEG at
@@ -33,81 +25,15 @@ pub fn encode_jfif(picture: &Yuv420, quality: u8) -> Result<Vec<u8>, Failure> {
             picture.width, picture.height
         ))
     };
-    let source = Planes {
-        picture,
+    let planes = Planes {
         width: u16::try_from(picture.width).map_err(|_| too_big())?,
         height: u16::try_from(picture.height).map_err(|_| too_big())?,
+        y: &picture.y,
+        cb: &picture.u,
+        cr: &picture.v,
     };
-    // Typical 4:2:0 photos land well under 1 byte per pixel at quality <= 90; start with room for
-    // that to avoid most reallocations.
-    let mut jpeg = Vec::with_capacity(picture.y.len() / 2 + 1024);
-    let mut encoder = Encoder::new(&mut jpeg, quality.clamp(1, 100));
-    // Set explicitly: the encoder's default switches to 4:4:4 at quality >= 90.
-    encoder.set_sampling_factor(SamplingFactor::R_4_2_0);
-    encoder.set_chroma_subsampling_method(ChromaSubsamplingMethod::Nearest);
-    encoder
-        .encode_image(source)
-        .map_err(|e: EncodingError| Failure::decode(format!("jpeg encoding failed: {e}")))?;
-    Ok(jpeg)
-}
-
-/// The planes of a checked [`Yuv420`] as a `jpeg-encoder` image.
-struct Planes<'a> {
-    picture: &'a Yuv420,
-    width: u16,
-    height: u16,
-}
-
-impl ImageBuffer for Planes<'_> {
-    fn get_jpeg_color_type(&self) -> JpegColorType {
-        JpegColorType::Ycbcr
-    }
-
-    fn width(&self) -> u16 {
-        self.width
-    }
-
-    fn height(&self) -> u16 {
-        self.height
-    }
-
-    /// Pushes exactly `width` samples to each of the three buffers: the encoder indexes them by
-    /// that count. `encode_jfif` checked the plane sizes, so rows are never short; should one be,
-    /// it is padded with mid-grey rather than leaving the buffers short.
-    fn fill_buffers(&self, y: u16, buffers: &mut [Vec<u8>; 4]) {
-        let width = usize::from(self.width);
-        let chroma_width = width.div_ceil(2);
-        let y = usize::from(y);
-        let [luma, cb, cr, _] = buffers;
-        push_row(
-            luma,
-            self.picture.y.get(y * width..(y + 1) * width),
-            width,
-            1,
-        );
-        let chroma = (y / 2) * chroma_width..(y / 2 + 1) * chroma_width;
-        push_row(cb, self.picture.u.get(chroma.clone()), width, 2);
-        push_row(cr, self.picture.v.get(chroma), width, 2);
-    }
-}
-
-/// Appends `row` with every sample repeated `repeat` times, exactly `count` samples in all.
-#[inline]
-fn push_row(buffer: &mut Vec<u8>, row: Option<&[u8]>, count: usize, repeat: usize) {
-    let end = buffer.len() + count;
-    match (row, repeat) {
-        (Some(row), 1) => buffer.extend_from_slice(row),
-        (Some(row), _) => {
-            buffer.reserve(row.len() * repeat);
-            for &sample in row {
-                for _ in 0..repeat {
-                    buffer.push(sample);
-                }
-            }
-        }
-        (None, _) => {}
-    }
-    buffer.resize(end, 128);
+    jpeg::encode_420(planes, quality.clamp(1, 100))
+        .map_err(|e| Failure::decode(format!("jpeg encoding failed: {e}")))
 }
 
 #[cfg(test)]
@@ -199,14 +125,5 @@ mod tests {
         let mut p = jfif(8, 8, (1, 2, 3));
         p.y.truncate(10);
         assert!(encode_jfif(&p, 80).is_err());
-    }
-
-    #[test]
-    fn push_row_pads_and_repeats_to_the_exact_count() {
-        let mut b = Vec::new();
-        push_row(&mut b, Some(&[1, 2, 3]), 5, 2);
-        assert_eq!(b, [1, 1, 2, 2, 3]);
-        push_row(&mut b, None, 2, 1);
-        assert_eq!(b, [1, 1, 2, 2, 3, 128, 128]);
     }
 }

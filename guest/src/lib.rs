@@ -17,6 +17,7 @@ pub mod encode;
 pub mod error;
 pub mod flv;
 pub mod hevc;
+pub mod jpeg;
 pub mod naming;
 pub mod render;
 pub mod render_hevc;

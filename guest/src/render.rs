@@ -259,11 +259,40 @@ pub fn render(
     shortside: Option<u32>,
     jpeg_quality: u8,
 ) -> Result<Picture, Failure> {
+    render_observed(config, access_unit, shortside, jpeg_quality, |_| {})
+}
+
+/// A stage of [`render`], in the order they run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// H.264 decode and crop ([`decode`]).
+    Decode,
+    /// Shrinking to the `shortside` size ([`scale::scale`]).
+    Scale,
+    /// Colour mapping into JFIF ([`color::to_jfif`]).
+    Colour,
+    /// JPEG encoding ([`encode::encode_jfif`]).
+    Encode,
+}
+
+/// [`render`], calling `finished` as each [`Stage`] completes, so a native caller can time the
+/// stages with its own clock (the guest never reads one).
+pub fn render_observed(
+    config: &[u8],
+    access_unit: &[u8],
+    shortside: Option<u32>,
+    jpeg_quality: u8,
+    mut finished: impl FnMut(Stage),
+) -> Result<Picture, Failure> {
     let picture = decode(config, access_unit)?;
+    finished(Stage::Decode);
     let (width, height) = scale::target_size(picture.width, picture.height, shortside);
     let mut picture = scale::scale(picture, width, height)?;
+    finished(Stage::Scale);
     color::to_jfif(&mut picture)?;
+    finished(Stage::Colour);
     let jpeg = encode::encode_jfif(&picture, jpeg_quality)?;
+    finished(Stage::Encode);
     Ok(Picture {
         jpeg,
         width,

@@ -2,7 +2,10 @@
 //! fixtures, each beside a reference measured in the same run. No assertions: the numbers are for
 //! reading (README "Benchmark" lists the targets).
 //!
-//! - keyframe render (decode + scale + JPEG) through the component vs the same code natively;
+//! - keyframe render (decode + scale + JPEG) through the component vs the same code natively,
+//!   and natively split into decode / scale / colour / encode;
+//! - JPEG encoding of a 1080p picture: livesnap's encoder vs `jpeg-encoder` (time, size), and
+//!   vs libjpeg-turbo (size, PSNR, bytes) from `fixtures/ref/libjpeg.tsv`;
 //! - µs per tag through `capture`;
 //! - peak linear memory of a capture instance and of a render instance;
 //! - replay wall time of the 1080p fixture vs `ffmpeg -threads 1 -skip_frame nokey` writing JPEGs;
@@ -107,6 +110,19 @@ fn main() {
             ms(native_decode),
             wasm_render.as_secs_f64() / native_render.as_secs_f64()
         );
+        let same = shots
+            .iter()
+            .filter(|s| {
+                let wasm = renderer.render(rt, s).unwrap().unwrap();
+                let native =
+                    livesnap_guest::render::render(&s.config, &s.access_unit, None, 80).unwrap();
+                wasm.jpeg == native.jpeg
+            })
+            .count();
+        println!(
+            "  {name:<11} JPEG bytes equal in the component and natively: {same} of {}",
+            shots.len()
+        );
         println!(
             "  {name:<11} render instance peak linear memory: {:.1} MiB",
             renderer.peak_memory_bytes() as f64 / 1048576.0
@@ -114,6 +130,8 @@ fn main() {
     }
 
     decoders();
+    render_stages();
+    jpeg_encoders();
 
     println!("\ncapture: every tag of every fixture through a capture instance (interval 20 s)");
     let mut total_tags = 0usize;
@@ -438,4 +456,170 @@ fn decoders() {
         ratio(2, 1, false),
         ratio(2, 1, true),
     );
+/// Native render of the first 1080p and 720p I-frames, each stage timed (best of 5 per stage).
+fn render_stages() {
+    use livesnap_guest::render::{Stage, render_observed};
+    println!("\nnative render split (first I-frame, q80, best of 5 per stage)");
+    for (name, shortside) in [
+        ("high_1080p", None),
+        ("high_1080p", Some(360)),
+        ("high_720p", None),
+    ] {
+        let shot = &keyframes(name)[0];
+        let mut best = [Duration::MAX; 4];
+        for _ in 0..5 {
+            let mut last = Instant::now();
+            render_observed(&shot.config, &shot.access_unit, shortside, 80, |stage| {
+                let now = Instant::now();
+                let i = match stage {
+                    Stage::Decode => 0,
+                    Stage::Scale => 1,
+                    Stage::Colour => 2,
+                    Stage::Encode => 3,
+                };
+                best[i] = best[i].min(now - last);
+                last = now;
+            })
+            .unwrap();
+        }
+        let side = shortside.map_or("full size".to_owned(), |s| format!("shortside {s}"));
+        println!(
+            "  {name:<11} {side:<13} decode {:5.1} ms | scale {:5.2} ms | colour {:5.2} ms | encode {:5.2} ms",
+            ms(best[0]),
+            ms(best[1]),
+            ms(best[2]),
+            ms(best[3])
+        );
+    }
+}
+
+/// livesnap's JPEG encoder against `jpeg-encoder` (speed, size) and libjpeg-turbo (size, PSNR,
+/// bytes) on the first 1080p I-frame in JFIF colour.
+fn jpeg_encoders() {
+    use livesnap_guest::{color, encode, render};
+    let shot = &keyframes("high_1080p")[0];
+    let mut picture = render::decode(&shot.config, &shot.access_unit).unwrap();
+    color::to_jfif(&mut picture).unwrap();
+    let reference =
+        std::fs::read_to_string(livesnap_tests::root().join("fixtures/ref/libjpeg.tsv"))
+            .unwrap_or_default();
+    println!(
+        "\nJPEG encode, first high_1080p I-frame {}x{} (JFIF 4:2:0), native, best of 5",
+        picture.width, picture.height
+    );
+    for quality in [30, 50, 80, 95] {
+        let mut ours = Vec::new();
+        let ours_time = per_item(&[()], 5, |_| {
+            ours = encode::encode_jfif(&picture, quality).unwrap();
+        });
+        let mut theirs = Vec::new();
+        let theirs_time = per_item(&[()], 5, |_| {
+            theirs = jpeg_encoder_420(&picture, quality);
+        });
+        let m = measure(&picture, &ours);
+        println!(
+            "  q{quality:<2} ours {:5.2} ms {:>7} B | jpeg-encoder {:5.2} ms {:>7} B | {:.2}x faster | Y {:.2} dB Cb {:.2} Cr {:.2}",
+            ms(ours_time),
+            ours.len(),
+            ms(theirs_time),
+            theirs.len(),
+            theirs_time.as_secs_f64() / ours_time.as_secs_f64(),
+            m[0],
+            m[1],
+            m[2]
+        );
+        let line = reference.lines().find(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            f.first() == Some(&"high_1080p") && f.get(3) == Some(&quality.to_string().as_str())
+        });
+        match line.map(|l| l.split('\t').collect::<Vec<_>>()) {
+            Some(f) if f.len() >= 9 => println!(
+                "       libjpeg-turbo (raw YCbCr, islow, standard tables) {:>7} B Y {} dB Cb {} Cr {} | size ours/libjpeg {:.4} | bytes identical: {}",
+                f[4],
+                f[5],
+                f[6],
+                f[7],
+                ours.len() as f64 / f[4].parse::<f64>().unwrap(),
+                livesnap_tests::md5_hex(&[&ours]) == f[8]
+            ),
+            _ => println!("       no libjpeg reference: run fixtures/libjpeg_ref.sh"),
+        }
+    }
+}
+
+/// Y, Cb and Cr PSNR of `jpeg` (decoded by zune-jpeg) against the planes of `p`; chroma is
+/// compared at chroma resolution by averaging each 2×2 of decoded pixels (the guest test's
+/// metric, which `fixtures/ref/libjpeg.tsv` uses too).
+fn measure(p: &livesnap_guest::render::Yuv420, jpeg: &[u8]) -> [f64; 3] {
+    use zune_jpeg::zune_core::{colorspace::ColorSpace, options::DecoderOptions};
+    let options = DecoderOptions::default()
+        .jpeg_set_out_colorspace(ColorSpace::YCbCr)
+        .set_use_unsafe(false);
+    let mut d = zune_jpeg::JpegDecoder::new_with_options(std::io::Cursor::new(jpeg), options);
+    let px = d.decode().unwrap();
+    let (w, h) = (p.width as usize, p.height as usize);
+    let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
+    let db = |mse: f64| 10.0 * (255.0f64 * 255.0 / mse).log10();
+    let luma =
+        p.y.iter()
+            .zip(px.chunks(3))
+            .map(|(&s, d)| (f64::from(s) - f64::from(d[0])).powi(2));
+    let mut out = [db(luma.sum::<f64>() / (w * h) as f64), 0.0, 0.0];
+    for (c, plane) in [(1, &p.u), (2, &p.v)] {
+        let mut sum = 0.0;
+        for cy in 0..ch {
+            for cx in 0..cw {
+                let (mut acc, mut n) = (0.0, 0.0);
+                for y in 2 * cy..(2 * cy + 2).min(h) {
+                    for x in 2 * cx..(2 * cx + 2).min(w) {
+                        acc += f64::from(px[(y * w + x) * 3 + c]);
+                        n += 1.0;
+                    }
+                }
+                sum += (f64::from(plane[cy * cw + cx]) - acc / n).powi(2);
+            }
+        }
+        out[c] = db(sum / (cw * ch) as f64);
+    }
+    out
+}
+
+/// What the guest did before its own encoder: `jpeg-encoder` 0.7 at 4:2:0 with nearest chroma
+/// subsampling, fed each chroma sample twice per row and each chroma row twice, so it codes
+/// exactly our chroma plane.
+fn jpeg_encoder_420(picture: &livesnap_guest::render::Yuv420, quality: u8) -> Vec<u8> {
+    use jpeg_encoder::{
+        ChromaSubsamplingMethod, Encoder, ImageBuffer, JpegColorType, SamplingFactor,
+    };
+    struct Planes<'a>(&'a livesnap_guest::render::Yuv420);
+    impl ImageBuffer for Planes<'_> {
+        fn get_jpeg_color_type(&self) -> JpegColorType {
+            JpegColorType::Ycbcr
+        }
+        fn width(&self) -> u16 {
+            self.0.width as u16
+        }
+        fn height(&self) -> u16 {
+            self.0.height as u16
+        }
+        fn fill_buffers(&self, y: u16, buffers: &mut [Vec<u8>; 4]) {
+            let (w, y) = (self.0.width as usize, usize::from(y));
+            let cw = w.div_ceil(2);
+            let [luma, cb, cr, _] = buffers;
+            luma.extend_from_slice(&self.0.y[y * w..(y + 1) * w]);
+            let row = (y / 2) * cw..(y / 2 + 1) * cw;
+            for (buffer, plane) in [(cb, &self.0.u), (cr, &self.0.v)] {
+                for &s in &plane[row.clone()] {
+                    buffer.extend_from_slice(&[s, s]);
+                }
+                buffer.truncate(buffer.len() - (2 * cw - w));
+            }
+        }
+    }
+    let mut jpeg = Vec::new();
+    let mut encoder = Encoder::new(&mut jpeg, quality);
+    encoder.set_sampling_factor(SamplingFactor::R_4_2_0);
+    encoder.set_chroma_subsampling_method(ChromaSubsamplingMethod::Nearest);
+    encoder.encode_image(Planes(picture)).unwrap();
+    jpeg
 }

@@ -1,6 +1,7 @@
 //! The pictures: every I-frame the component captures decodes bit-exactly like ffmpeg
-//! (`fixtures/ref/<name>.frames.tsv`, MD5 of the raw yuv420p planes), and its JPEG is close to an
-//! independent floating-point conversion of that picture.
+//! (`fixtures/ref/<name>.frames.tsv`, MD5 of the raw yuv420p planes), its JPEG is close to an
+//! independent floating-point conversion of that picture, and the component's JPEG bytes equal
+//! the native build's.
 
 use livesnap::runtime::{Action, Frame, Matrix, Outcome, Transfer};
 use livesnap_tests::{
@@ -146,6 +147,21 @@ fn captured_iframes_decode_bit_exactly_like_ffmpeg_and_jpegs_are_faithful() {
             exact += 1;
 
             let picture = renderer.render(rt, &shot).unwrap().unwrap();
+            // The encoder is integer-only and its SIMD is the compiler's vectorisation of one
+            // implementation, so the component (wasm simd128) and native builds agree byte for
+            // byte.
+            let native = livesnap_guest::render::render(
+                &shot.config,
+                &shot.access_unit,
+                shot.shortside_px,
+                shot.jpeg_quality,
+            )
+            .unwrap();
+            assert!(
+                picture.jpeg == native.jpeg,
+                "{name} pts {}: component and native JPEGs differ",
+                shot.pts_ms
+            );
             let (rgb, w, h) = decode_jpeg_rgb(&picture.jpeg);
             assert_eq!((w as u32, h as u32), (frame.width_px, frame.height_px));
             // PQ/HLG pictures are tone-mapped, not shown as coded: see `hdr10_is_tone_mapped`.
