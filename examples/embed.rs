@@ -70,6 +70,7 @@ fn main() -> anyhow::Result<()> {
                     let (config, au) = (&s.config, &s.access_unit);
                     let outcome = match render.call_render(
                         &mut store,
+                        s.codec,
                         config,
                         au,
                         s.shortside_px,

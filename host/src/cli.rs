@@ -27,6 +27,9 @@ enum Command {
     /// Write the embeddable artifacts: DIR/livesnap.wasm (the capability-free capture + render
     /// component), DIR/livesnap-edge.wasm (the wasi:http edge proxy) and DIR/wit/ (the contract).
     Component(ComponentArgs),
+    /// Print every I-frame the capture rule sees at interval 1 s: clock, pts, codec/profile,
+    /// size, bit depth, slices, decode time, MD5 of the Y, U and V planes.
+    Probe(ProbeArgs),
 }
 
 #[derive(Debug, Args)]
@@ -35,9 +38,6 @@ struct ComponentArgs {
     /// replaced).
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
-    /// Print every I-frame the capture rule sees at interval 1 s: clock, pts, codec/profile,
-    /// size, bit depth, slices, decode time, MD5 of the Y, U and V planes.
-    Probe(ProbeArgs),
 }
 
 #[derive(Debug, Args)]

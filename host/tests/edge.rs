@@ -258,7 +258,7 @@ fn the_edge_proxy_passes_the_stream_through_and_stores_signed_captures() {
         dir.join("proxy.log"),
     );
 
-    for name in ["high_720p", "res_change"] {
+    for name in ["high_720p", "res_change", "hevc_main_bframes"] {
         let started_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
@@ -323,7 +323,7 @@ fn the_edge_proxy_passes_the_stream_through_and_stores_signed_captures() {
             );
         }
     }
-    // Two sessions with different random ids.
+    // One session per request, each with its own random id.
     let sessions: std::collections::BTreeSet<String> = callbacks
         .accepted()
         .iter()
@@ -338,7 +338,7 @@ fn the_edge_proxy_passes_the_stream_through_and_stores_signed_captures() {
                 .to_owned()
         })
         .collect();
-    assert_eq!(sessions.len(), 2, "{sessions:?}");
+    assert_eq!(sessions.len(), 3, "{sessions:?}");
 }
 
 #[test]

@@ -456,6 +456,8 @@ fn decoders() {
         ratio(2, 1, false),
         ratio(2, 1, true),
     );
+}
+
 /// Native render of the first 1080p and 720p I-frames, each stage timed (best of 5 per stage).
 fn render_stages() {
     use livesnap_guest::render::{Stage, render_observed};
