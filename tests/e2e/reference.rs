@@ -150,7 +150,10 @@ fn captured_iframes_decode_bit_exactly_like_ffmpeg_and_jpegs_are_faithful() {
             // The encoder is integer-only and its SIMD is the compiler's vectorisation of one
             // implementation, so the component (wasm simd128) and native builds agree byte for
             // byte.
-            let native = livesnap_guest::render::render(
+            let native = match shot.codec {
+                livesnap::runtime::Codec::Avc => livesnap_guest::render::render,
+                livesnap::runtime::Codec::Hevc => livesnap_guest::render_hevc::render,
+            }(
                 &shot.config,
                 &shot.access_unit,
                 shot.shortside_px,
