@@ -243,20 +243,55 @@ fn replay_callbacks(name: &str, dir: &Path) -> Vec<Value> {
         .collect()
 }
 
+/// Everything a proxy test runs against: the component as `livesnap component` writes it, an S3
+/// server with bucket `shots`, a callback receiver that accepts, an origin, and the proxy.
+struct Setup {
+    dir: PathBuf,
+    wasm: PathBuf,
+    s3_root: PathBuf,
+    s3: S3Server,
+    callbacks: Receiver,
+    origin: Origin,
+    proxy: Proxy,
+}
+
+impl Setup {
+    fn start(tag: &str, s3_secret: &str) -> Setup {
+        let dir = temp_dir(tag);
+        let wasm = edge_wasm(&dir.join("dist"));
+        let s3_root = dir.join("s3");
+        std::fs::create_dir_all(s3_root.join("shots")).unwrap();
+        let s3 = S3Server::start(&s3_root);
+        let callbacks = Receiver::start(|_, _| Reply::Status(200));
+        let origin = Origin::start();
+        let proxy = Proxy::start(
+            &wasm,
+            &env(&origin, &s3, s3_secret, &callbacks),
+            dir.join("proxy.log"),
+        );
+        Setup {
+            dir,
+            wasm,
+            s3_root,
+            s3,
+            callbacks,
+            origin,
+            proxy,
+        }
+    }
+}
+
 #[test]
 fn the_edge_proxy_passes_the_stream_through_and_stores_signed_captures() {
-    let dir = temp_dir("edge-ok");
-    let wasm = edge_wasm(&dir.join("dist"));
-    let s3_root = dir.join("s3");
-    std::fs::create_dir_all(s3_root.join("shots")).unwrap();
-    let s3 = S3Server::start(&s3_root);
-    let callbacks = Receiver::start(|_, _| Reply::Status(200));
-    let origin = Origin::start();
-    let proxy = Proxy::start(
-        &wasm,
-        &env(&origin, &s3, S3_SECRET_KEY, &callbacks),
-        dir.join("proxy.log"),
-    );
+    let Setup {
+        dir,
+        wasm: _,
+        s3_root,
+        s3: _s3,
+        callbacks,
+        origin: _origin,
+        proxy,
+    } = Setup::start("edge-ok", S3_SECRET_KEY);
 
     for name in ["high_720p", "res_change", "hevc_main_bframes"] {
         let started_ms = std::time::SystemTime::now()
@@ -343,18 +378,15 @@ fn the_edge_proxy_passes_the_stream_through_and_stores_signed_captures() {
 
 #[test]
 fn storage_failures_are_called_back_and_the_viewer_still_gets_every_byte() {
-    let dir = temp_dir("edge-badkey");
-    let wasm = edge_wasm(&dir.join("dist"));
-    let s3_root = dir.join("s3");
-    std::fs::create_dir_all(s3_root.join("shots")).unwrap();
-    let s3 = S3Server::start(&s3_root);
-    let callbacks = Receiver::start(|_, _| Reply::Status(200));
-    let origin = Origin::start();
-    let proxy = Proxy::start(
-        &wasm,
-        &env(&origin, &s3, "a-wrong-secret", &callbacks),
-        dir.join("proxy.log"),
-    );
+    let Setup {
+        dir,
+        wasm: _,
+        s3_root,
+        s3: _s3,
+        callbacks,
+        origin: _origin,
+        proxy,
+    } = Setup::start("edge-badkey", "a-wrong-secret");
 
     let (status, body) = proxy.get("/live/high_720p.flv");
     assert_eq!(status, 200);
@@ -383,18 +415,15 @@ fn storage_failures_are_called_back_and_the_viewer_still_gets_every_byte() {
 
 #[test]
 fn bad_requests_and_a_non_flv_origin_get_clear_errors_and_store_nothing() {
-    let dir = temp_dir("edge-errors");
-    let wasm = edge_wasm(&dir.join("dist"));
-    let s3_root = dir.join("s3");
-    std::fs::create_dir_all(s3_root.join("shots")).unwrap();
-    let s3 = S3Server::start(&s3_root);
-    let callbacks = Receiver::start(|_, _| Reply::Status(200));
-    let origin = Origin::start();
-    let proxy = Proxy::start(
-        &wasm,
-        &env(&origin, &s3, S3_SECRET_KEY, &callbacks),
-        dir.join("proxy.log"),
-    );
+    let Setup {
+        dir,
+        wasm,
+        s3_root,
+        s3,
+        callbacks,
+        origin,
+        proxy,
+    } = Setup::start("edge-errors", S3_SECRET_KEY);
 
     let (status, body) = proxy.get("/live/page.flv");
     assert_eq!(status, 502, "{}", text(&body));
