@@ -81,6 +81,30 @@ pub fn read_tags(path: &Path) -> Vec<Tag> {
     tags
 }
 
+/// Every I-frame of fixture `name` as the capture rule hands it out at interval 1 s (each shot
+/// completed as stored, so the session goes on).
+pub fn keyframes(name: &str) -> Vec<livesnap::runtime::Shot> {
+    use livesnap::runtime::{Action, Outcome};
+    let mut capture = runtime()
+        .capture(&session_info(name), &settings(1))
+        .expect("a capture instance")
+        .expect("valid settings");
+    let mut shots = Vec::new();
+    for tag in read_tags(&fixture(name)) {
+        if let Ok(Action::Capture(shot)) = capture
+            .push_tag(tag.tag_type, tag.timestamp_ms, &tag.body)
+            .expect("capture does not trap")
+        {
+            capture
+                .complete(shot.seq, &Outcome::Stored((0, 0)))
+                .expect("capture does not trap")
+                .expect("the shot is outstanding");
+            shots.push(shot);
+        }
+    }
+    shots
+}
+
 /// One frame of ffmpeg's reference decode (`fixtures/ref/<name>.frames.tsv`).
 #[derive(Debug, Clone)]
 pub struct RefFrame {

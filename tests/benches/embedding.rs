@@ -13,8 +13,8 @@
 )]
 
 use livesnap::ingest::flv::Tag;
-use livesnap::runtime::{Action, COMPONENT_WASM, EDGE_PASSTHROUGH_WASM, EDGE_WASM, Outcome, Shot};
-use livesnap_tests::{fixture, read_tags, root, runtime, session_info, settings};
+use livesnap::runtime::{COMPONENT_WASM, EDGE_PASSTHROUGH_WASM, EDGE_WASM, Shot};
+use livesnap_tests::{fixture, keyframes, read_tags, root, runtime};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -23,27 +23,6 @@ use std::time::{Duration, Instant};
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
-}
-
-fn first_keyframe(name: &str) -> Shot {
-    let rt = runtime();
-    let mut capture = rt
-        .capture(&session_info(name), &settings(1))
-        .unwrap()
-        .unwrap();
-    for tag in read_tags(&fixture(name)) {
-        if let Ok(Action::Capture(shot)) = capture
-            .push_tag(tag.tag_type, tag.timestamp_ms, &tag.body)
-            .unwrap()
-        {
-            capture
-                .complete(shot.seq, &Outcome::Stored((0, 0)))
-                .unwrap()
-                .unwrap();
-            return shot;
-        }
-    }
-    panic!("{name} has no keyframe");
 }
 
 fn temp(tag: &str) -> PathBuf {
@@ -85,7 +64,7 @@ fn main() {
     );
 
     // The same 1080p I-frame in wasmtime and in Node.
-    let shot = first_keyframe("high_1080p");
+    let shot = keyframes("high_1080p").remove(0);
     let mut renderer = rt.renderer().unwrap();
     let mut times: Vec<Duration> = (0..7)
         .map(|_| {

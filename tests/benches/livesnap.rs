@@ -20,34 +20,12 @@
 
 use livesnap::runtime::{Action, Codec, Outcome, Shot};
 use livesnap_tests::{
-    START_MS, fixture, fixture_names, options, read_tags, replay_into_temp, runtime,
+    START_MS, fixture, fixture_names, keyframes, options, read_tags, replay_into_temp, runtime,
     session_info as info, settings,
 };
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
-
-/// Every I-frame of a fixture as a shot.
-fn keyframes(name: &str) -> Vec<Shot> {
-    let mut capture = runtime()
-        .capture(&info(name), &settings(1))
-        .unwrap()
-        .unwrap();
-    let mut shots = Vec::new();
-    for tag in read_tags(&fixture(name)) {
-        if let Ok(Action::Capture(shot)) = capture
-            .push_tag(tag.tag_type, tag.timestamp_ms, &tag.body)
-            .unwrap()
-        {
-            capture
-                .complete(shot.seq, &Outcome::Stored((0, 0)))
-                .unwrap()
-                .unwrap();
-            shots.push(shot);
-        }
-    }
-    shots
-}
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
