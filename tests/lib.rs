@@ -187,6 +187,7 @@ pub fn options(name: &str) -> ReplayOptions {
         uniqname: "acme".into(),
         callbacks: None,
         render_workers: 0,
+        features: Default::default(),
     }
 }
 

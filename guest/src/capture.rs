@@ -8,7 +8,9 @@ use crate::clock::SessionClock;
 use crate::error::{ErrorCode, Failure};
 use crate::flv::{self, VideoCodec, VideoTag};
 use crate::hevc::{self, HevcConfig};
+use crate::index::{Entry, EventJson, IndexContext, IndexLog, Skip};
 use crate::naming::{KeyMode, Name, SessionNames};
+use crate::storyboard::{Placement, Storyboard, StoryboardSettings};
 use std::collections::BTreeMap;
 
 /// Longest allowed interval, in seconds.
@@ -96,6 +98,78 @@ pub enum Outcome {
     Failed(Failure),
 }
 
+/// Optional per-session features (WIT `session-options`); all off by default.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// The host writes `index.json`; the ended event names it.
+    pub index: bool,
+    /// Withdraw blank pictures.
+    pub skip_blank: bool,
+    /// Withdraw pictures equal to the previous stored one.
+    pub skip_frozen: bool,
+    /// Sprite sheet geometry, when a storyboard is made.
+    pub storyboard: Option<StoryboardSettings>,
+}
+
+/// What a render found (WIT `analysis`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Judged {
+    /// JPEG bytes.
+    pub jpeg_bytes: u64,
+    /// JPEG width.
+    pub width: u32,
+    /// JPEG height.
+    pub height: u32,
+    /// Blank by [`crate::analysis`]'s rule.
+    pub blank: bool,
+    /// The frozen-picture signature.
+    pub signature: Vec<u8>,
+    /// The storyboard tile's size, if one was made.
+    pub tile: Option<(u32, u32)>,
+}
+
+/// Why a shot was withdrawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SkipReason {
+    /// Near-uniform luma.
+    Blank,
+    /// Same as the previous stored picture.
+    Frozen,
+}
+
+impl SkipReason {
+    /// "blank" or "frozen".
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SkipReason::Blank => "blank",
+            SkipReason::Frozen => "frozen",
+        }
+    }
+}
+
+/// `judge`'s answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Store it; the storyboard tile's place, if any.
+    Keep(Option<Placement>),
+    /// Withdrawn.
+    Skip(SkipReason),
+}
+
+/// A session event (WIT `session-event`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionEvent {
+    /// Push start.
+    Started,
+    /// The end: Unix ms and reason.
+    Ended {
+        /// Unix ms.
+        ended_ms: u64,
+        /// Why.
+        reason: String,
+    },
+}
+
 /// The decoder configuration in force: the last valid sequence header's.
 #[derive(Debug)]
 enum CodecConfig {
@@ -138,6 +212,11 @@ impl CodecConfig {
 struct Pending {
     key: String,
     unix_timestamp: u64,
+    clock_ms: u64,
+    /// `last_attempt_ms` before this shot: restored when the shot is withdrawn.
+    previous_attempt_ms: Option<u64>,
+    /// JPEG bytes, once judged.
+    bytes: u64,
 }
 
 /// One stream's capture session.
@@ -153,11 +232,30 @@ pub struct Session {
     /// Seq of the previous attempt (0 before any).
     last_seq: u32,
     pending: BTreeMap<u32, Pending>,
+    options: Options,
+    index: IndexLog,
+    storyboard: Option<Storyboard>,
+    /// Signature of the last kept picture, for `skip_frozen`.
+    last_signature: Option<Vec<u8>>,
+    /// Newest video clock seen, ms.
+    latest_clock_ms: u64,
 }
 
 impl Session {
     /// Start a session, checking names and settings.
     pub fn new(info: SessionInfo, settings: Settings) -> Result<Session, Failure> {
+        Session::with_options(info, settings, Options::default())
+    }
+
+    /// Start a session with optional features.
+    pub fn with_options(
+        info: SessionInfo,
+        settings: Settings,
+        options: Options,
+    ) -> Result<Session, Failure> {
+        if let Some(board) = &options.storyboard {
+            board.check()?;
+        }
         let app = Name::parse("app", &info.app)?;
         let stream = Name::parse("stream", &info.stream)?;
         Name::parse("bucket", &settings.bucket)?;
@@ -190,6 +288,11 @@ impl Session {
             last_attempt_ms: None,
             last_seq: 0,
             pending: BTreeMap::new(),
+            storyboard: options.storyboard.map(Storyboard::new),
+            options,
+            index: IndexLog::default(),
+            last_signature: None,
+            latest_clock_ms: 0,
         })
     }
 
@@ -205,6 +308,7 @@ impl Session {
             return Ok(Action::None);
         }
         let clock_ms = self.clock.video(timestamp_ms);
+        self.latest_clock_ms = self.latest_clock_ms.max(clock_ms);
         match flv::parse_video(body)? {
             VideoTag::SequenceHeader { codec, record } => {
                 // A broken header must not leave the previous one in force: frames of the new
@@ -281,11 +385,152 @@ impl Session {
             ));
         };
         let ctx = self.callback_context(seq, &pending.key, pending.unix_timestamp);
-        let callback = match outcome {
-            Outcome::Stored(w, h) => Callback::stored(ctx, w, h),
-            Outcome::Failed(failure) => Callback::failed(ctx, &failure),
+        let (callback, entry) = match outcome {
+            Outcome::Stored(w, h) => (
+                Callback::stored(ctx, w, h),
+                Entry {
+                    status: crate::callback::STATUS_OK,
+                    code: "OK",
+                    timestamp: pending.unix_timestamp,
+                    clock_ms: pending.clock_ms,
+                    width: w,
+                    height: h,
+                    bytes: pending.bytes,
+                },
+            ),
+            Outcome::Failed(failure) => (
+                Callback::failed(ctx, &failure),
+                Entry {
+                    status: crate::callback::STATUS_FAILED,
+                    code: failure.code.as_str(),
+                    timestamp: pending.unix_timestamp,
+                    clock_ms: pending.clock_ms,
+                    width: 0,
+                    height: 0,
+                    bytes: 0,
+                },
+            ),
         };
+        self.index.complete(seq, entry);
         Ok(callback.to_json())
+    }
+
+    /// Before shot `seq` is stored: what its render found decides whether it is kept (and
+    /// where its storyboard tile goes) or withdrawn by a skip option. A withdrawn shot is gone:
+    /// no callback, and when it is the newest attempt the interval rule forgets it (its seq is
+    /// given to the next shot and the next I-frame is due).
+    pub fn judge(&mut self, seq: u32, judged: Judged) -> Result<Verdict, Failure> {
+        let Some(pending) = self.pending.get_mut(&seq) else {
+            return Err(Failure::new(
+                ErrorCode::DecodeFailed,
+                format!("no outstanding shot with seq {seq}"),
+            ));
+        };
+        let frozen = self.options.skip_frozen
+            && self
+                .last_signature
+                .as_deref()
+                .is_some_and(|last| crate::analysis::same_picture(last, &judged.signature));
+        let skip = if self.options.skip_blank && judged.blank {
+            Some(SkipReason::Blank)
+        } else if frozen {
+            Some(SkipReason::Frozen)
+        } else {
+            None
+        };
+        if let Some(reason) = skip {
+            let (clock_ms, timestamp, previous) = (
+                pending.clock_ms,
+                pending.unix_timestamp,
+                pending.previous_attempt_ms,
+            );
+            self.pending.remove(&seq);
+            if seq == self.last_seq {
+                self.last_seq -= 1;
+                self.last_attempt_ms = previous;
+            }
+            self.index.skip(Skip {
+                clock_ms,
+                timestamp,
+                reason: reason.as_str(),
+            });
+            return Ok(Verdict::Skip(reason));
+        }
+        pending.bytes = judged.jpeg_bytes;
+        let clock_ms = pending.clock_ms;
+        self.last_signature = Some(judged.signature);
+        let placement = match (&mut self.storyboard, judged.tile) {
+            (Some(board), Some((w, h))) => Some(board.place(clock_ms, w, h)),
+            _ => None,
+        };
+        Ok(Verdict::Keep(placement))
+    }
+
+    /// The session folder (`index.json`, storyboard), ending in `/`.
+    pub fn folder(&self) -> String {
+        self.names.folder(self.settings.mode)
+    }
+
+    /// `index.json` as it stands; `end` (Unix ms, reason) once the session is over.
+    pub fn index_json(&self, end: Option<(u64, &str)>) -> String {
+        let folder = self.folder();
+        self.index.to_json(&IndexContext {
+            names: &self.names,
+            mode: self.settings.mode,
+            uniqname: &self.settings.uniqname,
+            bucket: &self.settings.bucket,
+            folder: &folder,
+            sheets: self.storyboard.as_ref().map(Storyboard::sheets),
+            end,
+        })
+    }
+
+    /// The newest video clock seen, ms.
+    pub fn clock_ms(&self) -> u64 {
+        self.latest_clock_ms
+    }
+
+    /// `storyboard.vtt` as it stands; empty without a storyboard.
+    pub fn storyboard_vtt(&self) -> String {
+        self.storyboard
+            .as_ref()
+            .map(|b| b.vtt(self.latest_clock_ms))
+            .unwrap_or_default()
+    }
+
+    /// The `LiveSnapShotSession` body of `event`.
+    pub fn event_body(&self, event: &SessionEvent) -> String {
+        let names = &self.names;
+        let (event_name, ended_ms, reason) = match event {
+            SessionEvent::Started => ("started", None, None),
+            SessionEvent::Ended { ended_ms, reason } => {
+                ("ended", Some(*ended_ms), Some(reason.as_str()))
+            }
+        };
+        let ended = ended_ms.is_some();
+        let body = EventJson {
+            kind: "LiveSnapShotSession",
+            event: event_name,
+            session: format!(
+                "{}/{}/{}-{}",
+                names.app, names.stream, names.push_start_ms, names.session_id
+            ),
+            app: names.app.as_str(),
+            stream_name: names.stream.as_str(),
+            uniqname: &self.settings.uniqname,
+            bucket: &self.settings.bucket,
+            push_start_ms: names.push_start_ms,
+            session_id: names.session_id,
+            timestamp: ended_ms.unwrap_or(names.push_start_ms) / 1000,
+            ended_ms,
+            reason,
+            attempts: ended.then(|| self.index.attempts()),
+            stored: ended.then(|| self.index.stored()),
+            failed: ended.then(|| self.index.attempts() - self.index.stored()),
+            skipped: ended.then(|| self.index.skipped("blank") + self.index.skipped("frozen")),
+            index: (ended && self.options.index).then(|| format!("{}index.json", self.folder())),
+        };
+        serde_json::to_string(&body).unwrap_or_default()
     }
 
     /// The interval rule: the first I-frame is always due; after an attempt at clock `c`, the
@@ -307,7 +552,8 @@ impl Session {
         refusal: Option<Failure>,
     ) -> Action {
         // A failed attempt still starts the next interval (DESIGN.md "Interval").
-        self.last_attempt_ms = Some(clock_ms);
+        let previous_attempt_ms = self.last_attempt_ms.replace(clock_ms);
+        self.index.codec(codec);
         self.last_seq = self.last_seq.saturating_add(1);
         let seq = self.last_seq;
         let unix_timestamp = self.names.unix_timestamp(clock_ms);
@@ -320,6 +566,18 @@ impl Session {
             })
         });
         if let Some(failure) = refusal {
+            self.index.complete(
+                seq,
+                Entry {
+                    status: crate::callback::STATUS_FAILED,
+                    code: failure.code.as_str(),
+                    timestamp: unix_timestamp,
+                    clock_ms,
+                    width: 0,
+                    height: 0,
+                    bytes: 0,
+                },
+            );
             let ctx = self.callback_context(seq, &key, unix_timestamp);
             return Action::Refused(Callback::failed(ctx, &failure).to_json());
         }
@@ -328,6 +586,9 @@ impl Session {
             Pending {
                 key: key.clone(),
                 unix_timestamp,
+                clock_ms,
+                previous_attempt_ms,
+                bytes: 0,
             },
         );
         Action::Capture(Shot {

@@ -1,12 +1,16 @@
 //! The WIT glue: bindings generated from `wit/livesnap.wit` and the conversions between WIT types
 //! and the pure modules. Nothing here decides anything.
 
-use crate::capture::{Action, Outcome, Session, SessionInfo, Settings};
+use crate::capture::{
+    Action, Judged, Options, Outcome, Session, SessionEvent, SessionInfo, Settings, SkipReason,
+    Verdict,
+};
 use crate::error::{ErrorCode, Failure};
 use crate::flv::VideoCodec;
 use crate::naming::KeyMode;
 use crate::render::{self, Matrix};
 use crate::render_hevc;
+use crate::storyboard::{PlacedTile, StoryboardSettings};
 use crate::tonemap::Transfer;
 use std::cell::RefCell;
 
@@ -63,6 +67,23 @@ impl wit_capture::GuestSession for SessionResource {
         info: wit_capture::SessionInfo,
         settings: wit_capture::Settings,
     ) -> Result<wit_capture::Session, wit_types::Failure> {
+        Self::create_with(
+            info,
+            settings,
+            wit_capture::SessionOptions {
+                index: false,
+                skip_blank: false,
+                skip_frozen: false,
+                storyboard: None,
+            },
+        )
+    }
+
+    fn create_with(
+        info: wit_capture::SessionInfo,
+        settings: wit_capture::Settings,
+        options: wit_capture::SessionOptions,
+    ) -> Result<wit_capture::Session, wit_types::Failure> {
         let info = SessionInfo {
             app: info.app,
             stream: info.stream,
@@ -81,7 +102,17 @@ impl wit_capture::GuestSession for SessionResource {
             uniqname: settings.uniqname,
             alterurl: settings.alterurl,
         };
-        let session = Session::new(info, settings)?;
+        let options = Options {
+            index: options.index,
+            skip_blank: options.skip_blank,
+            skip_frozen: options.skip_frozen,
+            storyboard: options.storyboard.map(|b| StoryboardSettings {
+                tile_width: b.tile_width_px,
+                columns: b.columns,
+                rows: b.rows,
+            }),
+        };
+        let session = Session::with_options(info, settings, options)?;
         Ok(wit_capture::Session::new(SessionResource(RefCell::new(
             session,
         ))))
@@ -130,6 +161,84 @@ impl wit_capture::GuestSession for SessionResource {
         };
         Ok(self.0.borrow_mut().complete(seq, outcome)?)
     }
+
+    fn judge(
+        &self,
+        seq: u32,
+        analysis: wit_types::Analysis,
+    ) -> Result<wit_capture::Verdict, wit_types::Failure> {
+        let judged = Judged {
+            jpeg_bytes: analysis.jpeg_bytes,
+            width: analysis.width_px,
+            height: analysis.height_px,
+            blank: analysis.blank,
+            signature: analysis.signature,
+            tile: analysis.tile,
+        };
+        Ok(match self.0.borrow_mut().judge(seq, judged)? {
+            Verdict::Keep(place) => {
+                wit_capture::Verdict::Keep(place.map(|p| wit_capture::Placement {
+                    sheet: p.sheet,
+                    x: p.x,
+                    y: p.y,
+                    sheet_width_px: p.sheet_width,
+                    sheet_height_px: p.sheet_height,
+                }))
+            }
+            Verdict::Skip(SkipReason::Blank) => {
+                wit_capture::Verdict::Skip(wit_capture::SkipReason::Blank)
+            }
+            Verdict::Skip(SkipReason::Frozen) => {
+                wit_capture::Verdict::Skip(wit_capture::SkipReason::Frozen)
+            }
+        })
+    }
+
+    fn folder(&self) -> String {
+        self.0.borrow().folder()
+    }
+
+    fn index(&self, end: Option<wit_capture::SessionEnd>) -> String {
+        self.0
+            .borrow()
+            .index_json(end.as_ref().map(|e| (e.ended_ms, e.reason.as_str())))
+    }
+
+    fn clock_ms(&self) -> u64 {
+        self.0.borrow().clock_ms()
+    }
+
+    fn storyboard_vtt(&self) -> String {
+        self.0.borrow().storyboard_vtt()
+    }
+
+    fn event_body(&self, event: wit_capture::SessionEvent) -> String {
+        let event = match event {
+            wit_capture::SessionEvent::Started => SessionEvent::Started,
+            wit_capture::SessionEvent::Ended(end) => SessionEvent::Ended {
+                ended_ms: end.ended_ms,
+                reason: end.reason,
+            },
+        };
+        self.0.borrow().event_body(&event)
+    }
+}
+
+fn guest_codec(codec: wit_types::Codec) -> VideoCodec {
+    match codec {
+        wit_types::Codec::Avc => VideoCodec::Avc,
+        wit_types::Codec::Hevc => VideoCodec::Hevc,
+    }
+}
+
+fn wit_tile(tile: crate::render::Yuv420) -> wit_render::Tile {
+    wit_render::Tile {
+        width_px: tile.width,
+        height_px: tile.height,
+        y: tile.y,
+        u: tile.u,
+        v: tile.v,
+    }
 }
 
 fn wit_matrix(matrix: Matrix) -> wit_render::Matrix {
@@ -156,6 +265,70 @@ impl wit_render::Guest for Component {
                 render_hevc::render(&config, &access_unit, shortside_px, jpeg_quality)?
             }
         };
+        Ok(wit_render::Picture {
+            jpeg: picture.jpeg,
+            width_px: picture.width,
+            height_px: picture.height,
+        })
+    }
+
+    fn render_shot(
+        codec: wit_types::Codec,
+        config: Vec<u8>,
+        access_unit: Vec<u8>,
+        shortside_px: Option<u32>,
+        jpeg_quality: u8,
+        tile_width_px: Option<u32>,
+    ) -> Result<wit_render::Rendered, wit_types::Failure> {
+        let r = crate::shot::render_shot(
+            guest_codec(codec),
+            &config,
+            &access_unit,
+            shortside_px,
+            jpeg_quality,
+            tile_width_px,
+        )?;
+        Ok(wit_render::Rendered {
+            analysis: wit_types::Analysis {
+                jpeg_bytes: r.picture.jpeg.len() as u64,
+                width_px: r.picture.width,
+                height_px: r.picture.height,
+                blank: r.analysis.blank,
+                signature: r.analysis.signature,
+                tile: r.tile.as_ref().map(|t| (t.width, t.height)),
+            },
+            picture: wit_render::Picture {
+                jpeg: r.picture.jpeg,
+                width_px: r.picture.width,
+                height_px: r.picture.height,
+            },
+            tile: r.tile.map(wit_tile),
+        })
+    }
+
+    fn compose_sheet(
+        width_px: u32,
+        height_px: u32,
+        tiles: Vec<wit_render::PlacedTile>,
+        jpeg_quality: u8,
+    ) -> Result<wit_render::Picture, wit_types::Failure> {
+        let tiles: Vec<PlacedTile> = tiles
+            .into_iter()
+            .map(|p| PlacedTile {
+                x: p.x,
+                y: p.y,
+                tile: crate::render::Yuv420 {
+                    width: p.tile.width_px,
+                    height: p.tile.height_px,
+                    y: p.tile.y,
+                    u: p.tile.u,
+                    v: p.tile.v,
+                    full_range: true,
+                    matrix: Matrix::Bt601,
+                },
+            })
+            .collect();
+        let picture = crate::shot::compose_sheet(width_px, height_px, &tiles, jpeg_quality)?;
         Ok(wit_render::Picture {
             jpeg: picture.jpeg,
             width_px: picture.width,

@@ -7,6 +7,7 @@
 //! tested natively; other crates (the edge proxy) use it as a plain library.
 #![deny(unsafe_code)]
 
+pub mod analysis;
 pub mod avc;
 pub mod callback;
 pub mod capture;
@@ -17,11 +18,14 @@ pub mod encode;
 pub mod error;
 pub mod flv;
 pub mod hevc;
+pub mod index;
 pub mod jpeg;
 pub mod naming;
 pub mod render;
 pub mod render_hevc;
 pub mod scale;
+pub mod shot;
+pub mod storyboard;
 pub mod tonemap;
 
 #[cfg(all(target_arch = "wasm32", feature = "component"))]

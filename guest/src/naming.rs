@@ -84,6 +84,17 @@ impl SessionNames {
         }
     }
 
+    /// The session folder, ending in `/`: the sequence keys' folder, or in overwrite mode
+    /// (which has no folder per session) `record/{App}/{StreamName}/picture/sessions/{push_start_ms}-{session_id}/`.
+    pub fn folder(&self, mode: KeyMode) -> String {
+        let (app, stream) = (&self.app, &self.stream);
+        let session = format!("{}-{}", self.push_start_ms, self.session_id);
+        match mode {
+            KeyMode::Sequence => format!("record/{app}/{stream}/picture/{session}/"),
+            KeyMode::Overwrite => format!("record/{app}/{stream}/picture/sessions/{session}/"),
+        }
+    }
+
     /// Task id of attempt `seq`: `{App}/{StreamName}/{push_start_ms}-{session_id}/{seq}`.
     pub fn taskid(&self, seq: u32) -> String {
         format!(

@@ -172,6 +172,34 @@ struct ReplayFlags {
     /// and their order are the same for every N.
     #[arg(long, value_name = "N", default_value_t = 0, hide_default_value = true)]
     render_workers: usize,
+    /// Write the session index `index.json` into the session folder (README "Session index").
+    #[arg(long)]
+    index: bool,
+    /// Refresh the index every N completed attempts as the replay goes (1..=10000).
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=10000))]
+    index_every: u32,
+    /// Emit `LiveSnapShotSession` started/ended callbacks around the capture callbacks.
+    #[arg(long)]
+    session_callbacks: bool,
+    /// Build a storyboard: sprite sheets `storyboard-N.jpg` and `storyboard.vtt` in the session
+    /// folder (README "Storyboard").
+    #[arg(long)]
+    storyboard: bool,
+    /// Storyboard tile width in pixels (2..=1920).
+    #[arg(long, value_name = "PX", default_value_t = 160, value_parser = clap::value_parser!(u32).range(2..=1920))]
+    storyboard_tile_width: u32,
+    /// Tiles per storyboard row (1..=100).
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=100))]
+    storyboard_columns: u32,
+    /// Rows per storyboard sheet (1..=100).
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=100))]
+    storyboard_rows: u32,
+    /// Do not capture blank pictures; try the next I-frame (README "Blank and frozen pictures").
+    #[arg(long)]
+    skip_blank: bool,
+    /// Do not capture a picture equal to the previous capture; try the next I-frame.
+    #[arg(long)]
+    skip_frozen: bool,
     /// Replay nothing: deliver what earlier runs left in the spool, then exit.
     #[arg(long, conflicts_with_all = ["file", "callback_url", "callbacks"])]
     resume_only: bool,
@@ -272,6 +300,20 @@ fn replay_command(args: ReplayArgs) -> anyhow::Result<()> {
         uniqname: args.uniqname,
         callbacks: args.callbacks,
         render_workers: args.render_workers,
+        features: crate::features::Features {
+            index: args.index,
+            index_every: args.index_every,
+            session_callbacks: args.session_callbacks,
+            skip_blank: args.skip_blank,
+            skip_frozen: args.skip_frozen,
+            storyboard: args
+                .storyboard
+                .then_some(crate::runtime::StoryboardSettings {
+                    tile_width_px: args.storyboard_tile_width,
+                    columns: args.storyboard_columns,
+                    rows: args.storyboard_rows,
+                }),
+        },
     };
     let total = std::fs::metadata(&opts.input).map(|m| m.len()).unwrap_or(0);
     let bar = if std::io::stderr().is_terminal() {

@@ -154,6 +154,81 @@ pub struct TenantConfig {
     /// Signs callbacks and derives the latest-picture token.
     #[serde(default)]
     pub callback_secret: Option<String>,
+    /// Write `index.json` into every session folder (README "Session index").
+    #[serde(default)]
+    pub index: bool,
+    /// Refresh a live session's index every this many captures (1..=10000, default 10).
+    #[serde(default = "default_index_every")]
+    pub index_every: Ranged<1, 10000>,
+    /// Send `LiveSnapShotSession` started/ended callbacks.
+    #[serde(default)]
+    pub session_callbacks: bool,
+    /// Build a storyboard (sprite sheets + WebVTT) per session (README "Storyboard").
+    #[serde(default)]
+    pub storyboard: bool,
+    /// Storyboard tile width in pixels (2..=1920, default 160).
+    #[serde(default = "default_tile_width")]
+    pub storyboard_tile_width: Ranged<2, 1920>,
+    /// Tiles per sheet row (1..=100, default 10).
+    #[serde(default = "default_grid")]
+    pub storyboard_columns: Ranged<1, 100>,
+    /// Rows per sheet (1..=100, default 10).
+    #[serde(default = "default_grid")]
+    pub storyboard_rows: Ranged<1, 100>,
+    /// Skip blank pictures (README "Blank and frozen pictures").
+    #[serde(default)]
+    pub skip_blank: bool,
+    /// Skip pictures equal to the previous capture.
+    #[serde(default)]
+    pub skip_frozen: bool,
+}
+
+fn default_index_every() -> Ranged<1, 10000> {
+    Ranged(10)
+}
+
+fn default_tile_width() -> Ranged<2, 1920> {
+    Ranged(160)
+}
+
+fn default_grid() -> Ranged<1, 100> {
+    Ranged(10)
+}
+
+impl TenantConfig {
+    /// The tenant's optional session features.
+    pub fn features(&self) -> crate::features::Features {
+        crate::features::Features {
+            index: self.index,
+            index_every: self.index_every.0,
+            session_callbacks: self.session_callbacks,
+            skip_blank: self.skip_blank,
+            skip_frozen: self.skip_frozen,
+            storyboard: self
+                .storyboard
+                .then_some(crate::runtime::StoryboardSettings {
+                    tile_width_px: self.storyboard_tile_width.0,
+                    columns: self.storyboard_columns.0,
+                    rows: self.storyboard_rows.0,
+                }),
+        }
+    }
+}
+
+/// An integer setting within `LO..=HI`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ranged<const LO: u32, const HI: u32>(pub u32);
+
+impl<'de, const LO: u32, const HI: u32> Deserialize<'de> for Ranged<LO, HI> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = i64::deserialize(d)?;
+        match u32::try_from(v) {
+            Ok(v) if (LO..=HI).contains(&v) => Ok(Ranged(v)),
+            _ => Err(serde::de::Error::custom(format!(
+                "must be {LO}..={HI}, got {v}"
+            ))),
+        }
+    }
 }
 
 /// One `[[pull]]`: an HTTP-FLV source.
@@ -323,6 +398,19 @@ impl Config {
                     "invalid config {} (key `publish_key`): tenant {:?} has an empty publish_key",
                     at("publish_key"),
                     t.app.0
+                );
+            }
+            if t.storyboard
+                && t.storyboard_tile_width.0 * t.storyboard_columns.0
+                    > crate::features::MAX_SHEET_SIDE_PX
+            {
+                bail!(
+                    "invalid config {} (key `storyboard_columns`): {} columns of {} px exceed \
+                     the {} px sheet limit",
+                    at("storyboard"),
+                    t.storyboard_columns.0,
+                    t.storyboard_tile_width.0,
+                    crate::features::MAX_SHEET_SIDE_PX
                 );
             }
             if t.callback_secret.as_deref() == Some("") {

@@ -13,6 +13,7 @@ pub mod artifact;
 pub mod callback;
 pub mod cli;
 pub mod config;
+pub mod features;
 pub mod http;
 pub mod ingest;
 pub mod loadtest;

@@ -11,10 +11,11 @@
 //! at the end (up to [`HttpDelivery::wait`]) for the spool to empty.
 
 use crate::callback::{Callbacks, DeliveryConfig, Target};
+use crate::features::{Features, Sheet};
 use crate::ingest::flv::{DEFAULT_MAX_TAG_BYTES, FlvError, FlvReader};
 use crate::runtime::{
     Action, CaptureInstance, ErrorCode, Failure, KeyMode, Outcome, Picture, RenderInstance,
-    Runtime, SessionInfo, Settings, Shot,
+    Rendered, Runtime, SessionEnd, SessionEvent, SessionInfo, Settings, Shot, Verdict,
 };
 use crate::sink::CallbackLines;
 use crate::storage::{FsStorage, Storage, StorageConfig};
@@ -65,6 +66,9 @@ pub struct ReplayOptions {
     /// Render instances working at once; `0`: one per core. Callbacks, keys and bytes do not
     /// depend on it: shots are stored, completed and called back in capture order.
     pub render_workers: usize,
+    /// Optional session features (index, session callbacks, storyboard, skips); all off by
+    /// default.
+    pub features: Features,
 }
 
 /// Where a replay sends pictures and callbacks, beyond [`ReplayOptions::out`] and
@@ -197,6 +201,8 @@ pub struct Summary {
     pub stored: u64,
     /// Capture attempts that failed (status 4).
     pub failed: u64,
+    /// Shots withdrawn by `--skip-blank` / `--skip-frozen` (no callback).
+    pub skipped: u64,
     /// Tags the guest could not use (logged, skipped).
     pub tag_errors: u64,
     /// Set when the file ended inside a tag.
@@ -219,11 +225,16 @@ impl Summary {
     /// The one-line summary printed at the end.
     pub fn line(&self) -> String {
         format!(
-            "replayed {} tags in {:.2} s: {} captures stored, {} failed{}{}{}",
+            "replayed {} tags in {:.2} s: {} captures stored, {} failed{}{}{}{}",
             self.tags,
             self.elapsed.as_secs_f64(),
             self.stored,
             self.failed,
+            if self.skipped > 0 {
+                format!(", {} skipped", self.skipped)
+            } else {
+                String::new()
+            },
             if self.tag_errors > 0 {
                 format!(", {} unusable tags skipped", self.tag_errors)
             } else {
@@ -326,14 +337,17 @@ pub fn replay_with(
         uniqname: opts.uniqname.clone(),
         alterurl: None,
     };
-    let mut capture = runtime.capture(&info, &settings)?.map_err(|f| {
-        let hint = if opts.stream.is_none() && f.message.starts_with("stream name") {
-            " (the stream name defaults to the file name: pass --stream NAME)"
-        } else {
-            ""
-        };
-        InputError(format!("invalid settings: {}{hint}", f.message))
-    })?;
+    let features = &opts.features;
+    let mut capture = runtime
+        .capture_with(&info, &settings, &features.options())?
+        .map_err(|f| {
+            let hint = if opts.stream.is_none() && f.message.starts_with("stream name") {
+                " (the stream name defaults to the file name: pass --stream NAME)"
+            } else {
+                ""
+            };
+            InputError(format!("invalid settings: {}{hint}", f.message))
+        })?;
     let storage = match &outputs.storage {
         None => Storage::Fs(FsStorage::new(&opts.out)),
         Some(cfg) => Storage::from_config(cfg)
@@ -362,6 +376,14 @@ pub fn replay_with(
         push_start_ms,
         session_id,
         ..Summary::default()
+    };
+    let mut extras = Extras {
+        features: features.clone(),
+        folder: capture.folder()?,
+        jpeg_quality: settings.quality.map_or(80, |q| q * 10),
+        sheet: Sheet::default(),
+        sheet_renderer: None,
+        completed: 0,
     };
     let span = tracing::info_span!("stream", app = %opts.app, stream = %stream, session_id);
     let _enter = span.enter();
@@ -402,6 +424,13 @@ pub fn replay_with(
         };
         let store =
             |key: &str, picture: Picture| store_picture(&io, &storage, &opts.bucket, key, picture);
+        let put = |key: &str, bytes: Vec<u8>| -> anyhow::Result<()> {
+            io.block_on(storage.put(&opts.bucket, key, bytes.into()))
+                .with_context(|| format!("cannot store {key}"))
+        };
+        if features.session_callbacks {
+            emit(capture.event_body(&SessionEvent::Started)?)?;
+        }
         loop {
             let tag = match reader.next_tag() {
                 Ok(Some(tag)) => tag,
@@ -439,33 +468,54 @@ pub fn replay_with(
                 Action::Capture(shot) => {
                     let (reply_tx, reply) = mpsc::channel();
                     let (seq, key) = (shot.seq, shot.key.clone());
+                    let job = RenderJob {
+                        shot,
+                        judged: features.judged(),
+                        tile_width: features.tile_width(),
+                        reply: reply_tx,
+                    };
                     job_tx
-                        .send((shot, reply_tx))
+                        .send(job)
                         .map_err(|_| anyhow::anyhow!("render workers stopped"))?;
                     in_flight.push_back(Slot::Rendering { seq, key, reply });
                 }
             }
-            // Keep at most two shots per worker in flight; settle what is ready meanwhile.
-            let full = in_flight.len() >= 2 * workers;
-            drain(
-                &mut in_flight,
-                full,
-                &mut summary,
-                &mut capture,
-                &mut capture_warnings,
-                &store,
-                &mut emit,
-            )?;
+            // Keep at most two shots per worker in flight; settle what is ready meanwhile. A skip
+            // option settles every shot before the next tag, as the contract asks for determinism.
+            let full = in_flight.len() >= 2 * workers || features.skips();
+            let mut settle = Settle {
+                summary: &mut summary,
+                capture: &mut capture,
+                warnings: &mut capture_warnings,
+                extras: &mut extras,
+                runtime,
+                store: &store,
+                put: &put,
+                emit: &mut emit,
+            };
+            settle.drain(&mut in_flight, full)?;
         }
-        drain(
-            &mut in_flight,
-            true,
-            &mut summary,
-            &mut capture,
-            &mut capture_warnings,
-            &store,
-            &mut emit,
-        )?;
+        let mut settle = Settle {
+            summary: &mut summary,
+            capture: &mut capture,
+            warnings: &mut capture_warnings,
+            extras: &mut extras,
+            runtime,
+            store: &store,
+            put: &put,
+            emit: &mut emit,
+        };
+        settle.drain(&mut in_flight, true)?;
+        let reason = if settle.summary.truncated.is_some() {
+            "input truncated"
+        } else {
+            "end of file"
+        };
+        let end = SessionEnd {
+            ended_ms: push_start_ms.saturating_add(settle.capture.clock_ms()?),
+            reason: reason.to_owned(),
+        };
+        settle.finish(&end)?;
         drop(job_tx);
         Ok(())
     })?;
@@ -482,62 +532,187 @@ pub fn replay_with(
     Ok(summary)
 }
 
-/// Store, complete and call back the captures at the front of `in_flight` that are ready (all of
-/// them, waiting for renders, when `wait`).
-fn drain(
-    in_flight: &mut VecDeque<Slot>,
-    wait: bool,
-    summary: &mut Summary,
-    capture: &mut CaptureInstance,
-    warnings: &mut crate::warn_once::WarnOnce,
-    store: &dyn Fn(&str, Picture) -> Outcome,
-    emit: &mut dyn FnMut(String) -> anyhow::Result<()>,
-) -> anyhow::Result<()> {
-    while let Some(front) = in_flight.pop_front() {
-        let (seq, key, reply) = match front {
-            Slot::Ready(body) => {
-                emit(body)?;
-                continue;
-            }
-            Slot::Rendering { seq, key, reply } => (seq, key, reply),
-        };
-        let rendered = if wait {
-            reply.recv().ok()
-        } else {
-            match reply.try_recv() {
-                Ok(rendered) => Some(rendered),
-                Err(mpsc::TryRecvError::Empty) => {
-                    in_flight.push_front(Slot::Rendering { seq, key, reply });
-                    return Ok(());
+/// What a replay keeps for the optional features.
+struct Extras {
+    features: Features,
+    /// The session folder.
+    folder: String,
+    /// Quality of storyboard sheets: the captures' quality.
+    jpeg_quality: u8,
+    sheet: Sheet,
+    /// Encodes sheets on this thread (made at the first tile).
+    sheet_renderer: Option<RenderInstance>,
+    /// Attempts completed (for `index_every`).
+    completed: u64,
+}
+
+/// Settling the front of the capture queue: store, judge, complete, call back, and keep the
+/// index and storyboard up to date.
+struct Settle<'a, 'r> {
+    summary: &'a mut Summary,
+    capture: &'a mut CaptureInstance,
+    warnings: &'a mut crate::warn_once::WarnOnce,
+    extras: &'a mut Extras,
+    runtime: &'r Runtime,
+    store: &'a dyn Fn(&str, Picture) -> Outcome,
+    put: &'a dyn Fn(&str, Vec<u8>) -> anyhow::Result<()>,
+    emit: &'a mut dyn FnMut(String) -> anyhow::Result<()>,
+}
+
+impl Settle<'_, '_> {
+    /// Store, complete and call back the captures at the front of `in_flight` that are ready
+    /// (all of them, waiting for renders, when `wait`).
+    fn drain(&mut self, in_flight: &mut VecDeque<Slot>, wait: bool) -> anyhow::Result<()> {
+        while let Some(front) = in_flight.pop_front() {
+            let (seq, key, reply) = match front {
+                Slot::Ready(body) => {
+                    (self.emit)(body)?;
+                    self.completed()?;
+                    continue;
                 }
-                Err(mpsc::TryRecvError::Disconnected) => None,
-            }
-        };
-        let outcome = match rendered {
-            Some(Ok(picture)) => store(&key, picture),
-            Some(Err(failure)) => Outcome::Failed(failure),
-            None => Outcome::Failed(Failure::new(
-                ErrorCode::DecodeFailed,
-                "render worker stopped",
-            )),
-        };
-        match &outcome {
-            Outcome::Stored(..) => summary.stored += 1,
-            Outcome::Failed(f) => {
-                summary.failed += 1;
-                let cause = f.text();
-                if warnings.first(&cause) {
-                    tracing::warn!(key = %key, %cause, "capture failed (further failures with this cause are counted, not logged)");
+                Slot::Rendering { seq, key, reply } => (seq, key, reply),
+            };
+            let rendered = if wait {
+                reply.recv().ok()
+            } else {
+                match reply.try_recv() {
+                    Ok(rendered) => Some(rendered),
+                    Err(mpsc::TryRecvError::Empty) => {
+                        in_flight.push_front(Slot::Rendering { seq, key, reply });
+                        return Ok(());
+                    }
+                    Err(mpsc::TryRecvError::Disconnected) => None,
+                }
+            };
+            let (outcome, tile) = match rendered {
+                Some(Ok(Render::Plain(picture))) => ((self.store)(&key, picture), None),
+                Some(Ok(Render::Judged(rendered))) => {
+                    let Rendered {
+                        picture,
+                        analysis,
+                        tile,
+                    } = rendered;
+                    match self.capture.judge(seq, &analysis)?.map_err(|f| {
+                        anyhow::anyhow!("capture refused shot {seq}'s analysis: {}", f.text())
+                    })? {
+                        Verdict::Skip(reason) => {
+                            self.summary.skipped += 1;
+                            tracing::info!(seq, ?reason, "shot skipped");
+                            continue;
+                        }
+                        Verdict::Keep(place) => {
+                            let outcome = (self.store)(&key, picture);
+                            let tile = match (place, tile, &outcome) {
+                                (Some(place), Some(tile), Outcome::Stored(_)) => {
+                                    Some((place, tile))
+                                }
+                                _ => None,
+                            };
+                            (outcome, tile)
+                        }
+                    }
+                }
+                Some(Err(failure)) => (Outcome::Failed(failure), None),
+                None => (
+                    Outcome::Failed(Failure::new(
+                        ErrorCode::DecodeFailed,
+                        "render worker stopped",
+                    )),
+                    None,
+                ),
+            };
+            match &outcome {
+                Outcome::Stored(..) => self.summary.stored += 1,
+                Outcome::Failed(f) => {
+                    self.summary.failed += 1;
+                    let cause = f.text();
+                    if self.warnings.first(&cause) {
+                        tracing::warn!(key = %key, %cause, "capture failed (further failures with this cause are counted, not logged)");
+                    }
                 }
             }
+            (self.emit)(complete(self.capture, seq, &outcome)?)?;
+            if let Some((place, tile)) = tile {
+                self.extras.sheet.add(&place, tile);
+                self.store_storyboard()?;
+            }
+            self.completed()?;
         }
-        emit(complete(capture, seq, &outcome)?)?;
+        Ok(())
     }
-    Ok(())
+
+    /// Count a completed attempt; refresh the index when it is due.
+    fn completed(&mut self) -> anyhow::Result<()> {
+        self.extras.completed += 1;
+        if self.extras.features.index_due(self.extras.completed) {
+            self.store_index(None)?;
+        }
+        Ok(())
+    }
+
+    fn store_index(&mut self, end: Option<&SessionEnd>) -> anyhow::Result<()> {
+        let index = self.capture.index(end)?;
+        (self.put)(
+            &format!("{}index.json", self.extras.folder),
+            index.into_bytes(),
+        )
+    }
+
+    /// Encode the current sheet and store it with the WebVTT file.
+    fn store_storyboard(&mut self) -> anyhow::Result<()> {
+        let renderer = match self.extras.sheet_renderer.take() {
+            Some(r) => r,
+            None => self.runtime.renderer()?,
+        };
+        let renderer = self.extras.sheet_renderer.insert(renderer);
+        let (w, h) = self.extras.sheet.size();
+        let sheet = renderer
+            .compose_sheet(
+                self.runtime,
+                w,
+                h,
+                self.extras.sheet.tiles(),
+                self.extras.jpeg_quality,
+            )?
+            .map_err(|f| anyhow::anyhow!("cannot compose a storyboard sheet: {}", f.text()))?;
+        let folder = &self.extras.folder;
+        (self.put)(
+            &format!("{folder}{}", self.extras.sheet.file_name()),
+            sheet.jpeg,
+        )?;
+        let vtt = self.capture.storyboard_vtt()?;
+        (self.put)(&format!("{folder}storyboard.vtt"), vtt.into_bytes())
+    }
+
+    /// The session is over: the final index and the ended event.
+    fn finish(&mut self, end: &SessionEnd) -> anyhow::Result<()> {
+        if self.extras.features.index {
+            self.store_index(Some(end))?;
+        }
+        if self.extras.features.session_callbacks {
+            let body = self.capture.event_body(&SessionEvent::Ended(end.clone()))?;
+            (self.emit)(body)?;
+        }
+        Ok(())
+    }
 }
 
 /// A shot for a render worker, and where to send its picture.
-type RenderJob = (Shot, mpsc::Sender<Result<Picture, Failure>>);
+struct RenderJob {
+    shot: Shot,
+    /// Use `render-shot` (analysis, tile) for `judge`.
+    judged: bool,
+    tile_width: Option<u32>,
+    reply: mpsc::Sender<Result<Render, Failure>>,
+}
+
+/// A render worker's answer.
+enum Render {
+    /// `render`: no optional feature is on.
+    Plain(Picture),
+    /// `render-shot`: for `judge`.
+    Judged(Rendered),
+}
 
 /// A capture attempt awaiting its turn to be called back.
 enum Slot {
@@ -547,7 +722,7 @@ enum Slot {
     Rendering {
         seq: u32,
         key: String,
-        reply: mpsc::Receiver<Result<Picture, Failure>>,
+        reply: mpsc::Receiver<Result<Render, Failure>>,
     },
 }
 
@@ -563,11 +738,19 @@ fn render_worker(
             Ok(rx) => rx.recv(),
             Err(_) => return,
         };
-        let Ok((shot, reply)) = job else { return };
-        let rendered = renderer
-            .render(runtime, &shot)
+        let Ok(job) = job else { return };
+        let rendered = if job.judged {
+            renderer
+                .render_shot(runtime, &job.shot, job.tile_width)
+                .map(|r| r.map(Render::Judged))
+        } else {
+            renderer
+                .render(runtime, &job.shot)
+                .map(|r| r.map(Render::Plain))
+        };
+        let rendered = rendered
             .unwrap_or_else(|e| Err(Failure::new(ErrorCode::DecodeFailed, format!("{e:#}"))));
-        let _ = reply.send(rendered);
+        let _ = job.reply.send(rendered);
     }
 }
 

@@ -28,10 +28,30 @@ mod bindings {
 }
 
 pub use bindings::exports::livesnap::snap::capture::{
-    Action, KeyMode, Outcome, SessionInfo, Settings, Shot,
+    Action, KeyMode, Outcome, Placement, SessionEnd, SessionEvent, SessionInfo, SessionOptions,
+    Settings, Shot, SkipReason, StoryboardSettings, Verdict,
 };
-pub use bindings::exports::livesnap::snap::render::{Frame, Matrix, Picture, Transfer};
-pub use bindings::livesnap::snap::types::{Codec, ErrorCode, Failure};
+pub use bindings::exports::livesnap::snap::render::{
+    Frame, Matrix, Picture, PlacedTile, Rendered, Tile, Transfer,
+};
+pub use bindings::livesnap::snap::types::{Analysis, Codec, ErrorCode, Failure};
+
+impl SessionOptions {
+    /// Every optional feature off: what `session.create` gives.
+    pub fn none() -> SessionOptions {
+        SessionOptions {
+            index: false,
+            skip_blank: false,
+            skip_frozen: false,
+            storyboard: None,
+        }
+    }
+
+    /// True when any feature is on, so shots go through `render-shot` and `judge`.
+    pub fn any(&self) -> bool {
+        self.index || self.skip_blank || self.skip_frozen || self.storyboard.is_some()
+    }
+}
 
 /// The capability-free capture + render component (`livesnap.wasm`), built by `build.rs`.
 pub static COMPONENT_WASM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/livesnap.wasm"));
@@ -242,6 +262,16 @@ impl Runtime {
         info: &SessionInfo,
         settings: &Settings,
     ) -> anyhow::Result<Result<CaptureInstance, Failure>> {
+        self.capture_with(info, settings, &SessionOptions::none())
+    }
+
+    /// [`Runtime::capture`] with optional features.
+    pub fn capture_with(
+        &self,
+        info: &SessionInfo,
+        settings: &Settings,
+        options: &SessionOptions,
+    ) -> anyhow::Result<Result<CaptureInstance, Failure>> {
         let (engine, pre) = match &self.capture {
             Some((engine, pre)) => (engine, pre),
             None => (&self.engine, &self.pre),
@@ -255,7 +285,7 @@ impl Runtime {
         let created = snapper
             .livesnap_snap_capture()
             .session()
-            .call_create(&mut store, info, settings)
+            .call_create_with(&mut store, info, settings, options.clone())
             .map_err(|e| trap_error(&store, e, "capture"))?;
         Ok(created.map(|session| CaptureInstance {
             store,
@@ -337,6 +367,74 @@ impl CaptureInstance {
             .map_err(|e| trap_error(&self.store, e, "capture"))
     }
 
+    /// Hand over what shot `seq`'s render found: keep (and where its tile goes) or withdraw.
+    pub fn judge(
+        &mut self,
+        seq: u32,
+        analysis: &Analysis,
+    ) -> anyhow::Result<Result<Verdict, Failure>> {
+        self.call(|s, store, session| {
+            s.livesnap_snap_capture()
+                .session()
+                .call_judge(store, session, seq, analysis)
+        })
+    }
+
+    /// The session folder (`index.json`, storyboard), ending in `/`.
+    pub fn folder(&mut self) -> anyhow::Result<String> {
+        self.call(|s, store, session| {
+            s.livesnap_snap_capture()
+                .session()
+                .call_folder(store, session)
+        })
+    }
+
+    /// `index.json` as it stands; `end` once the session is over.
+    pub fn index(&mut self, end: Option<&SessionEnd>) -> anyhow::Result<String> {
+        let end = end.cloned();
+        self.call(|s, store, session| {
+            s.livesnap_snap_capture()
+                .session()
+                .call_index(store, session, end.as_ref())
+        })
+    }
+
+    /// The newest session clock the instance has seen, ms.
+    pub fn clock_ms(&mut self) -> anyhow::Result<u64> {
+        self.call(|s, store, session| {
+            s.livesnap_snap_capture()
+                .session()
+                .call_clock_ms(store, session)
+        })
+    }
+
+    /// `storyboard.vtt` as it stands.
+    pub fn storyboard_vtt(&mut self) -> anyhow::Result<String> {
+        self.call(|s, store, session| {
+            s.livesnap_snap_capture()
+                .session()
+                .call_storyboard_vtt(store, session)
+        })
+    }
+
+    /// The `LiveSnapShotSession` callback body of `event`.
+    pub fn event_body(&mut self, event: &SessionEvent) -> anyhow::Result<String> {
+        self.call(|s, store, session| {
+            s.livesnap_snap_capture()
+                .session()
+                .call_event_body(store, session, event)
+        })
+    }
+
+    fn call<T>(
+        &mut self,
+        f: impl FnOnce(&bindings::Snapper, &mut Store<HostState>, ResourceAny) -> wasmtime::Result<T>,
+    ) -> anyhow::Result<T> {
+        self.store.set_epoch_deadline(self.deadline_ticks);
+        f(&self.snapper, &mut self.store, self.session)
+            .map_err(|e| trap_error(&self.store, e, "capture"))
+    }
+
     /// Largest linear memory this instance has had, in bytes.
     pub fn peak_memory_bytes(&self) -> usize {
         self.store.data().limiter.peak_memory_bytes
@@ -368,6 +466,47 @@ impl RenderInstance {
                 &shot.access_unit,
                 shot.shortside_px,
                 shot.jpeg_quality,
+            )
+        })
+    }
+
+    /// [`RenderInstance::render`] plus the blank/frozen analysis and, with `tile_width`, a
+    /// storyboard tile.
+    pub fn render_shot(
+        &mut self,
+        runtime: &Runtime,
+        shot: &Shot,
+        tile_width: Option<u32>,
+    ) -> anyhow::Result<Result<Rendered, Failure>> {
+        self.call(runtime, |snapper, store| {
+            snapper.livesnap_snap_render().call_render_shot(
+                store,
+                shot.codec,
+                &shot.config,
+                &shot.access_unit,
+                shot.shortside_px,
+                shot.jpeg_quality,
+                tile_width,
+            )
+        })
+    }
+
+    /// Encode a storyboard sheet.
+    pub fn compose_sheet(
+        &mut self,
+        runtime: &Runtime,
+        width: u32,
+        height: u32,
+        tiles: &[PlacedTile],
+        jpeg_quality: u8,
+    ) -> anyhow::Result<Result<Picture, Failure>> {
+        self.call(runtime, |snapper, store| {
+            snapper.livesnap_snap_render().call_compose_sheet(
+                store,
+                width,
+                height,
+                tiles,
+                jpeg_quality,
             )
         })
     }

@@ -956,3 +956,120 @@ fn serve_binary_exits_0_on_sigterm_and_2_on_a_bad_config() {
     assert!(status.success());
     assert_eq!(child.wait().unwrap().code(), Some(0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_features_over_rtmp_match_replay_and_events_frame_the_captures() {
+    let dir = temp_dir("features");
+    let (receiver, cb_addr) = Receiver::start().await;
+    let features = "index = true\nindex_every = 1\nsession_callbacks = true\nstoryboard = true\nstoryboard_columns = 2\nstoryboard_rows = 1\n";
+    let tenant = format!("{}{features}", tenant("live", "shots", Some(cb_addr), 4));
+    let server = Running::start(config(&dir, &tenant)).await;
+    server.publish_to_end("high_720p.flv").await;
+    wait_for("the ended event", Duration::from_secs(30), || {
+        receiver.bodies().iter().any(|b| b["event"] == "ended")
+    })
+    .await;
+    server.shutdown().await;
+
+    // started, every capture in seq order, ended; all signed like capture callbacks.
+    let got = receiver.bodies();
+    assert_eq!(got[0]["event"], "started", "{got:#?}");
+    let ended = got.last().unwrap();
+    assert_eq!(
+        (&ended["event"], &ended["reason"]),
+        (&"ended".into(), &"unpublished".into())
+    );
+    let captures = &got[1..got.len() - 1];
+    for (i, c) in captures.iter().enumerate() {
+        assert_eq!(c["type"], "LiveSnapShotCallBack");
+        assert!(
+            c["taskid"]
+                .as_str()
+                .unwrap()
+                .ends_with(&format!("/{}", i + 1))
+        );
+    }
+    assert_eq!(ended["attempts"], captures.len());
+    for (headers, body) in receiver.got.lock().unwrap().iter() {
+        verify_signature(headers, body, "s3cret-live");
+    }
+
+    // The session folder holds the final index and the storyboard.
+    let session = ended["session"]
+        .as_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let folder = dir.join(format!("objects/shots/record/live/cam1/picture/{session}"));
+    let index: Value =
+        serde_json::from_slice(&std::fs::read(folder.join("index.json")).unwrap()).unwrap();
+    assert_eq!(index["end_reason"], "unpublished");
+    assert_eq!(index["entries"].as_array().unwrap().len(), captures.len());
+    assert_eq!(
+        ended["index"],
+        format!("record/live/cam1/picture/{session}/index.json")
+    );
+
+    // The same file replayed with the same features: the same cues and index entries.
+    let replay_dir = dir.join("replay");
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_livesnap"))
+        .args([
+            "replay",
+            fixture("high_720p.flv").to_str().unwrap(),
+            "--out",
+        ])
+        .arg(&replay_dir)
+        .args([
+            "--stream",
+            "cam1",
+            "--interval",
+            "4",
+            "--bucket",
+            "shots",
+            "--start-ms",
+            "1000",
+            "--session-id",
+            "1",
+        ])
+        .args([
+            "--index",
+            "--storyboard",
+            "--storyboard-columns",
+            "2",
+            "--storyboard-rows",
+            "1",
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let replay_folder = replay_dir.join("shots/record/live/cam1/picture/1000-1");
+    assert_eq!(
+        std::fs::read_to_string(folder.join("storyboard.vtt")).unwrap(),
+        std::fs::read_to_string(replay_folder.join("storyboard.vtt")).unwrap()
+    );
+    let replay_index: Value =
+        serde_json::from_slice(&std::fs::read(replay_folder.join("index.json")).unwrap()).unwrap();
+    let clocks = |v: &Value| -> Vec<(u64, u64)> {
+        v["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e["clock_ms"].as_u64().unwrap(),
+                    e["bytes"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(clocks(&index), clocks(&replay_index));
+    for sheet in ["storyboard-1.jpg", "storyboard-2.jpg"] {
+        assert_eq!(
+            std::fs::read(folder.join(sheet)).unwrap(),
+            std::fs::read(replay_folder.join(sheet)).unwrap(),
+            "{sheet}"
+        );
+    }
+}

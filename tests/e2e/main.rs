@@ -7,6 +7,7 @@
 )]
 
 mod embedding;
+mod features;
 mod hostile;
 mod limits;
 mod model;

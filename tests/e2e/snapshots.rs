@@ -191,6 +191,7 @@ fixture_tests!(
     fake_interlaced,
     full_range,
     gray_400,
+    guards,
     hevc_1080p,
     hevc_damaged_keyframe,
     hevc_hdr10,

@@ -64,10 +64,16 @@ async fn pull_once(
     let mut parser = FlvPushParser::new(ctx.config.limits.max_tag_bytes);
     loop {
         let chunk = tokio::select! {
-            _ = shutdown.cancelled() => return Ok(()),
+            _ = shutdown.cancelled() => {
+                session.end("shutdown");
+                return Ok(());
+            }
             chunk = response.chunk() => chunk?,
         };
-        let Some(chunk) = chunk else { return Ok(()) };
+        let Some(chunk) = chunk else {
+            session.end("source ended");
+            return Ok(());
+        };
         for tag in parser.push(&chunk)? {
             session.push(tag.tag_type, tag.timestamp_ms, &tag.body)?;
         }

@@ -174,7 +174,9 @@ impl SessionHandler for Handler {
 
     async fn on_unpublish(&mut self, stream_id: u32) -> Result<(), ServerSessionError> {
         // Dropping the session ends it; its in-flight captures finish in the background.
-        self.sessions.remove(&stream_id);
+        if let Some(mut publish) = self.sessions.remove(&stream_id) {
+            publish.session.end("unpublished");
+        }
         Ok(())
     }
 
@@ -198,6 +200,7 @@ impl SessionHandler for Handler {
         let session = &mut publish.session;
         if body.len() > self.ctx.config.limits.max_tag_bytes {
             tracing::warn!(peer = %self.peer, stream = %session.name(), bytes = body.len(), "tag over max_tag_bytes: stream stopped");
+            session.end("tag over max_tag_bytes");
             self.sessions.remove(&stream_id);
             return Err(ServerSessionError::InvalidChunkSize(body.len()));
         }

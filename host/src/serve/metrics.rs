@@ -67,6 +67,8 @@ pub struct Metrics {
     pub tags_skipped: AtomicU64,
     /// Capture attempts by outcome code (index into [`CODES`]).
     captures: [AtomicU64; 6],
+    /// Shots withdrawn as blank, and as frozen.
+    skipped: [AtomicU64; 2],
     /// Shot to JPEG, render-queue wait included.
     render: Histogram,
     /// I-frame arrival to its callback being queued.
@@ -81,6 +83,23 @@ impl Metrics {
         if let Some(i) = CODES.iter().position(|c| *c == code) {
             self.captures[i].fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// Count a shot withdrawn by `skip_blank` / `skip_frozen`.
+    pub fn skip(&self, reason: crate::runtime::SkipReason) {
+        let i = match reason {
+            crate::runtime::SkipReason::Blank => 0,
+            crate::runtime::SkipReason::Frozen => 1,
+        };
+        self.skipped[i].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Shots withdrawn so far as blank and as frozen.
+    pub fn skipped(&self) -> (u64, u64) {
+        (
+            self.skipped[0].load(Ordering::Relaxed),
+            self.skipped[1].load(Ordering::Relaxed),
+        )
     }
 
     /// Captures counted with `code` so far.
@@ -178,6 +197,18 @@ impl Metrics {
             "livesnap_tags_skipped_total {}",
             load(&self.tags_skipped)
         );
+        let _ = writeln!(
+            out,
+            "# HELP livesnap_captures_skipped_total Due I-frames not captured because their picture was blank or equal to the previous capture (skip_blank, skip_frozen); no callback."
+        );
+        let _ = writeln!(out, "# TYPE livesnap_captures_skipped_total counter");
+        for (reason, n) in ["blank", "frozen"].iter().zip(&self.skipped) {
+            let _ = writeln!(
+                out,
+                "livesnap_captures_skipped_total{{reason=\"{reason}\"}} {}",
+                load(n)
+            );
+        }
         let _ = writeln!(
             out,
             "# HELP livesnap_captures_total Capture attempts by callback code."

@@ -1,18 +1,20 @@
 //! A few render workers (threads, each with its own render instance and store) behind a bounded
 //! queue. Ingest never waits on a render: a full queue fails that capture at once.
 
-use crate::runtime::{ErrorCode, Failure, Picture, Runtime, Shot};
+use crate::runtime::{ErrorCode, Failure, Picture, RenderInstance, Runtime, Shot};
 use crate::serve::metrics::Metrics;
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tokio::sync::oneshot;
 
+/// One piece of work for a render instance; it sends its own answer.
+type Work = Box<dyn FnOnce(&Runtime, &mut RenderInstance) + Send>;
+
 /// One render to do.
 struct Job {
-    shot: Shot,
+    work: Work,
     queued_at: Instant,
-    reply: oneshot::Sender<Result<Picture, Failure>>,
 }
 
 /// The pool's handle. Dropping every handle lets the workers finish the queue and exit.
@@ -47,11 +49,32 @@ impl RenderPool {
         &self,
         shot: Shot,
     ) -> Result<oneshot::Receiver<Result<Picture, Failure>>, Failure> {
+        self.run(move |runtime, renderer| renderer.render(runtime, &shot))
+    }
+
+    /// Queue any call on a render instance (`render-shot`, `compose-sheet`, …); the answer
+    /// arrives on the returned channel. A trap or an unusable instance is a failure of this job
+    /// only. Fails at once when the queue is full.
+    pub fn run<T: Send + 'static>(
+        &self,
+        call: impl FnOnce(&Runtime, &mut RenderInstance) -> anyhow::Result<Result<T, Failure>>
+        + Send
+        + 'static,
+    ) -> Result<oneshot::Receiver<Result<T, Failure>>, Failure> {
         let (reply, rx) = oneshot::channel();
+        let work: Work = Box::new(move |runtime, renderer| {
+            let result = call(runtime, renderer).unwrap_or_else(|e| {
+                Err(Failure::new(
+                    ErrorCode::DecodeFailed,
+                    format!("render instance unavailable: {e:#}"),
+                ))
+            });
+            // The receiver may be gone (stream ended during shutdown); nothing to do then.
+            let _ = reply.send(result);
+        });
         let job = Job {
-            shot,
+            work,
             queued_at: Instant::now(),
-            reply,
         };
         match self.tx.try_send(job) {
             Ok(()) => Ok(rx),
@@ -80,15 +103,7 @@ fn worker(
             Err(_) => return,
         };
         let Ok(job) = job else { return };
-        let result = match renderer.render(runtime, &job.shot) {
-            Ok(result) => result,
-            Err(e) => Err(Failure::new(
-                ErrorCode::DecodeFailed,
-                format!("render instance unavailable: {e:#}"),
-            )),
-        };
+        (job.work)(runtime, renderer);
         metrics.render_latency(job.queued_at.elapsed());
-        // The receiver may be gone (stream ended during shutdown); nothing to do then.
-        let _ = job.reply.send(result);
     }
 }

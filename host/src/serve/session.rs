@@ -5,9 +5,10 @@
 
 use crate::callback::{Callbacks, Target};
 use crate::config::{Config, TenantConfig};
+use crate::features::{Features, Sheet};
 use crate::runtime::{
-    Action, CaptureInstance, ErrorCode, Failure, KeyMode, Outcome, Runtime, SessionInfo, Settings,
-    Shot,
+    Action, CaptureInstance, ErrorCode, Failure, KeyMode, Outcome, Picture, Runtime, SessionEnd,
+    SessionEvent, SessionInfo, Settings, Shot, Verdict,
 };
 use crate::serve::metrics::Metrics;
 use crate::serve::render_pool::RenderPool;
@@ -112,6 +113,25 @@ pub struct StreamSession {
     next_attempt: u64,
     /// Skipped-tag and refused-capture causes already logged in this session.
     warnings: crate::warn_once::WarnOnce,
+    /// The session's optional features, and what they keep.
+    extras: Arc<Extras>,
+    /// Why the session ends, once known (default "disconnected").
+    end_reason: Option<&'static str>,
+}
+
+/// What the optional features keep for a live session.
+struct Extras {
+    features: Features,
+    /// The session folder (index, storyboard).
+    folder: String,
+    /// The storyboard sheet being filled, and attempts completed (for `index_every`).
+    state: Mutex<ExtrasState>,
+}
+
+#[derive(Default)]
+struct ExtrasState {
+    sheet: Sheet,
+    completed: u64,
 }
 
 /// Holds an attempt's place in its stream's callback order; releases it when dropped, whatever
@@ -208,7 +228,11 @@ impl StreamSession {
                 },
             );
         }
-        let capture = match ctx.runtime.capture(&info, &settings) {
+        let features = tenant.features();
+        let capture = match ctx
+            .runtime
+            .capture_with(&info, &settings, &features.options())
+        {
             Ok(Ok(capture)) => capture,
             Ok(Err(failure)) => {
                 unregister(ctx, &name, session_id);
@@ -224,7 +248,14 @@ impl StreamSession {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let span = tracing::info_span!("stream", %name, session_id, push_start_ms);
         span.in_scope(|| tracing::info!(uniqname = %tenant.uniqname, "session started"));
-        Ok(StreamSession {
+        let mut capture = capture;
+        let folder = capture.folder().unwrap_or_default();
+        let started = if features.session_callbacks {
+            capture.event_body(&SessionEvent::Started).ok()
+        } else {
+            None
+        };
+        let mut session = StreamSession {
             ctx: ctx.clone(),
             tenant,
             name,
@@ -235,7 +266,27 @@ impl StreamSession {
             gate: tokio::sync::watch::Sender::new(0),
             next_attempt: 0,
             warnings: crate::warn_once::WarnOnce::default(),
-        })
+            extras: Arc::new(Extras {
+                features,
+                folder,
+                state: Mutex::new(ExtrasState::default()),
+            }),
+            end_reason: None,
+        };
+        if let Some(body) = started {
+            // The started event takes the first place in the stream's callback order.
+            let turn = session.turn();
+            session.spawn_callback(body, Instant::now(), turn);
+        }
+        Ok(session)
+    }
+
+    /// Say why the session ends (kept for the index and the ended event); the end itself is
+    /// the drop.
+    pub fn end(&mut self, reason: &'static str) {
+        if self.end_reason.is_none() {
+            self.end_reason = Some(reason);
+        }
     }
 
     /// Feed one FLV tag. An error means the stream is over (its capture instance trapped).
@@ -266,6 +317,7 @@ impl StreamSession {
             }
             Err(trap) => {
                 self.failed = true;
+                self.end("capture failed");
                 self.ctx
                     .metrics
                     .streams_failed
@@ -283,7 +335,7 @@ impl StreamSession {
                     self.span.in_scope(|| tracing::warn!(%cause, "capture refused (further refusals with this cause are counted in livesnap_captures_total, not logged)"));
                 }
                 let turn = self.turn();
-                self.spawn_callback(body, Instant::now(), turn);
+                self.spawn_callback_then_extras(body, Instant::now(), turn);
             }
             Action::Capture(shot) => {
                 let turn = self.turn();
@@ -319,20 +371,63 @@ impl StreamSession {
         self.ctx.tracker.spawn(task.instrument(self.span.clone()));
     }
 
+    /// A refused attempt's callback, then the index refresh it may make due.
+    fn spawn_callback_then_extras(&self, body: String, arrived: Instant, turn: Turn) {
+        let (ctx, tenant, name) = (self.ctx.clone(), self.tenant.clone(), self.name.clone());
+        let (capture, extras) = (self.capture.clone(), self.extras.clone());
+        let task = async move {
+            turn.wait().await;
+            deliver(&ctx, &tenant, &name, body).await;
+            after_attempt(&ctx, &tenant, &capture, &extras, None).await;
+            drop(turn);
+            ctx.metrics.capture_latency(arrived.elapsed());
+        };
+        self.ctx.tracker.spawn(task.instrument(self.span.clone()));
+    }
+
     /// Render, store and report `shot` in the background; `arrived` is when its I-frame came in.
     fn spawn_capture(&self, shot: Shot, arrived: Instant, turn: Turn) {
         let ctx = self.ctx.clone();
         let tenant = self.tenant.clone();
         let name = self.name.clone();
         let capture = self.capture.clone();
+        let extras = self.extras.clone();
         let session_id = self.session_id;
         let task = async move {
-            let outcome = render_and_store(&ctx, &tenant, &name, session_id, &shot, &turn).await;
+            let rendered = render(&ctx, &shot, &extras.features).await;
+            let (picture, tile) = match rendered {
+                Ok(Rendered::Plain(picture)) => (Ok(picture), None),
+                Ok(Rendered::Judged(r)) => {
+                    let verdict = match capture.lock() {
+                        Ok(mut capture) => capture.judge(shot.seq, &r.analysis),
+                        Err(_) => return,
+                    };
+                    match verdict {
+                        Ok(Ok(Verdict::Skip(reason))) => {
+                            ctx.metrics.skip(reason);
+                            tracing::info!(seq = shot.seq, ?reason, "shot skipped");
+                            return;
+                        }
+                        Ok(Ok(Verdict::Keep(place))) => (Ok(r.picture), place.zip(r.tile)),
+                        Ok(Err(f)) => (Err(f), None),
+                        Err(trap) => {
+                            tracing::error!(seq = shot.seq, cause = %format!("{trap:#}"), "capture instance trapped; shot not reported");
+                            return;
+                        }
+                    }
+                }
+                Err(f) => (Err(f), None),
+            };
+            let outcome = match picture {
+                Ok(picture) => store(&ctx, &tenant, &name, session_id, &shot, &turn, picture).await,
+                Err(f) => Outcome::Failed(f),
+            };
             let code = match &outcome {
                 Outcome::Stored(_) => "OK",
                 Outcome::Failed(f) => f.code.as_str(),
             };
             ctx.metrics.capture(code);
+            let tile = tile.filter(|_| matches!(outcome, Outcome::Stored(_)));
             let body = {
                 let Ok(mut capture) = capture.lock() else {
                     return;
@@ -344,6 +439,7 @@ impl StreamSession {
                     // Renders of one stream may finish out of order; callbacks leave in seq order.
                     turn.wait().await;
                     deliver(&ctx, &tenant, &name, body).await;
+                    after_attempt(&ctx, &tenant, &capture, &extras, tile).await;
                     drop(turn);
                     ctx.metrics.capture_latency(arrived.elapsed());
                 }
@@ -359,10 +455,181 @@ impl StreamSession {
         };
         self.ctx.tracker.spawn(task.instrument(self.span.clone()));
     }
+
+    /// The end of the session, after every attempt's callback: the final storyboard, the final
+    /// index and the ended event, in the stream's callback order.
+    fn spawn_finish(&mut self) {
+        let features = &self.extras.features;
+        if !(features.index || features.session_callbacks) {
+            return;
+        }
+        let turn = self.turn();
+        let reason = self.end_reason.unwrap_or("disconnected");
+        let (ctx, tenant, name) = (self.ctx.clone(), self.tenant.clone(), self.name.clone());
+        let (capture, extras) = (self.capture.clone(), self.extras.clone());
+        let task = async move {
+            turn.wait().await;
+            let end = SessionEnd {
+                ended_ms: now_ms(),
+                reason: reason.to_owned(),
+            };
+            let (index, event) = {
+                let Ok(mut capture) = capture.lock() else {
+                    return;
+                };
+                let index = extras
+                    .features
+                    .index
+                    .then(|| capture.index(Some(&end)).ok())
+                    .flatten();
+                let event = extras
+                    .features
+                    .session_callbacks
+                    .then(|| capture.event_body(&SessionEvent::Ended(end.clone())).ok())
+                    .flatten();
+                (index, event)
+            };
+            if let Some(index) = index {
+                put_document(
+                    &ctx,
+                    &tenant,
+                    &format!("{}index.json", extras.folder),
+                    index,
+                )
+                .await;
+            }
+            if let Some(body) = event {
+                deliver(&ctx, &tenant, &name, body).await;
+            }
+            drop(turn);
+        };
+        self.ctx.tracker.spawn(task.instrument(self.span.clone()));
+    }
+}
+
+/// A render's answer: the plain picture, or everything `judge` needs.
+enum Rendered {
+    Plain(Picture),
+    Judged(crate::runtime::Rendered),
+}
+
+/// Render `shot` in the pool: `render-shot` when a feature needs the analysis or a tile.
+async fn render(ctx: &ServeCtx, shot: &Shot, features: &Features) -> Result<Rendered, Failure> {
+    let stopped = || Failure::new(ErrorCode::DecodeFailed, "render worker stopped");
+    if features.judged() {
+        let (shot, tile_width) = (shot.clone(), features.tile_width());
+        let rx = ctx
+            .pool
+            .run(move |runtime, renderer| renderer.render_shot(runtime, &shot, tile_width))?;
+        rx.await.map_err(|_| stopped())?.map(Rendered::Judged)
+    } else {
+        let rx = ctx.pool.submit(shot.clone())?;
+        rx.await.map_err(|_| stopped())?.map(Rendered::Plain)
+    }
+}
+
+/// After an attempt's callback, in the stream's order: add its tile to the storyboard (sheet
+/// and WebVTT stored) and refresh the index when `index_every` says so.
+async fn after_attempt(
+    ctx: &ServeCtx,
+    tenant: &TenantConfig,
+    capture: &Mutex<CaptureInstance>,
+    extras: &Extras,
+    tile: Option<(crate::runtime::Placement, crate::runtime::Tile)>,
+) {
+    let features = &extras.features;
+    if !features.judged() {
+        return;
+    }
+    let completed = match extras.state.lock() {
+        Ok(mut state) => {
+            state.completed += 1;
+            if let Some((place, tile)) = tile.as_ref() {
+                state.sheet.add(place, tile.clone());
+            }
+            state.completed
+        }
+        Err(_) => return,
+    };
+    if tile.is_some() {
+        store_storyboard(ctx, tenant, capture, extras).await;
+    }
+    if features.index_due(completed) {
+        let index = capture.lock().ok().and_then(|mut c| c.index(None).ok());
+        if let Some(index) = index {
+            put_document(ctx, tenant, &format!("{}index.json", extras.folder), index).await;
+        }
+    }
+}
+
+/// Encode the current sheet in the pool and store it with the WebVTT file.
+async fn store_storyboard(
+    ctx: &ServeCtx,
+    tenant: &TenantConfig,
+    capture: &Mutex<CaptureInstance>,
+    extras: &Extras,
+) {
+    let (file, width, height, tiles) = match extras.state.lock() {
+        Ok(state) => (
+            state.sheet.file_name(),
+            state.sheet.size().0,
+            state.sheet.size().1,
+            state.sheet.tiles().to_vec(),
+        ),
+        Err(_) => return,
+    };
+    let quality = tenant.quality.map_or(80, |q| q.0 * 10);
+    let sheet = match ctx.pool.run(move |runtime, renderer| {
+        renderer.compose_sheet(runtime, width, height, &tiles, quality)
+    }) {
+        Ok(rx) => rx.await,
+        Err(f) => {
+            tracing::warn!(cause = %f.text(), "storyboard sheet not refreshed");
+            return;
+        }
+    };
+    match sheet {
+        Ok(Ok(sheet)) => {
+            let key = format!("{}{file}", extras.folder);
+            put_bytes(ctx, tenant, &key, sheet.jpeg.into()).await;
+        }
+        Ok(Err(f)) => tracing::warn!(cause = %f.text(), "storyboard sheet not composed"),
+        Err(_) => return,
+    }
+    let vtt = capture
+        .lock()
+        .ok()
+        .and_then(|mut c| c.storyboard_vtt().ok());
+    if let Some(vtt) = vtt {
+        put_document(
+            ctx,
+            tenant,
+            &format!("{}storyboard.vtt", extras.folder),
+            vtt,
+        )
+        .await;
+    }
+}
+
+async fn put_document(ctx: &ServeCtx, tenant: &TenantConfig, key: &str, text: String) {
+    put_bytes(ctx, tenant, key, Bytes::from(text)).await;
+}
+
+async fn put_bytes(ctx: &ServeCtx, tenant: &TenantConfig, key: &str, bytes: Bytes) {
+    if let Err(e) = ctx.storage.put(&tenant.bucket.0, key, bytes).await {
+        tracing::warn!(key = %key, cause = %format!("{e:#}"), "session document not stored");
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 impl Drop for StreamSession {
     fn drop(&mut self) {
+        self.spawn_finish();
         unregister(&self.ctx, &self.name, self.session_id);
         self.span.in_scope(|| tracing::info!("session ended"));
     }
@@ -376,30 +643,18 @@ fn unregister(ctx: &ServeCtx, name: &str, session_id: u32) {
     }
 }
 
-/// Render `shot` (in parallel with the stream's other shots) and store it. In overwrite mode every
-/// shot has the same key, so the store waits for the stream's earlier shots: the object is always
-/// the newest picture, never an older render that happened to finish last.
-async fn render_and_store(
+/// Store `shot`'s picture. In overwrite mode every shot has the same key, so the store waits for
+/// the stream's earlier shots: the object is always the newest picture, never an older render
+/// that happened to finish last.
+async fn store(
     ctx: &ServeCtx,
     tenant: &TenantConfig,
     name: &str,
     session_id: u32,
     shot: &Shot,
     turn: &Turn,
+    picture: Picture,
 ) -> Outcome {
-    let picture = match ctx.pool.submit(shot.clone()) {
-        Err(f) => return Outcome::Failed(f),
-        Ok(rx) => match rx.await {
-            Ok(Ok(picture)) => picture,
-            Ok(Err(f)) => return Outcome::Failed(f),
-            Err(_) => {
-                return Outcome::Failed(Failure::new(
-                    ErrorCode::DecodeFailed,
-                    "render worker stopped",
-                ));
-            }
-        },
-    };
     let jpeg = Bytes::from(picture.jpeg);
     if tenant.overwrite {
         turn.wait().await;

@@ -1,0 +1,90 @@
+//! One render for everything a capture needs (WIT `render.render-shot`): the JPEG, the blank and
+//! frozen analysis of the decoded picture, and the storyboard tile scaled from the same picture,
+//! for either decoded codec. The picture is byte-for-byte what `render` makes.
+
+use crate::analysis::{self, Analysis};
+use crate::error::Failure;
+use crate::flv::VideoCodec;
+use crate::render::{self, Picture, Yuv420};
+use crate::storyboard::{self, PlacedTile};
+use crate::{color, encode, render_hevc, scale};
+
+/// What [`render_shot`] makes.
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    /// The JPEG.
+    pub picture: Picture,
+    /// Blank test and signature of the decoded picture.
+    pub analysis: Analysis,
+    /// The storyboard tile in JFIF colour, when asked for and the picture is at least 2 × 2.
+    pub tile: Option<Yuv420>,
+}
+
+/// Decode `access_unit` of `codec` with `config` into an 8-bit SDR 4:2:0 picture (HEVC 10-bit
+/// rounded, PQ/HLG tone-mapped): the one decode path of every render.
+pub fn decode_8bit(
+    codec: VideoCodec,
+    config: &[u8],
+    access_unit: &[u8],
+) -> Result<Yuv420, Failure> {
+    match codec {
+        VideoCodec::Avc => render::decode(config, access_unit),
+        VideoCodec::Hevc => Ok(render_hevc::decode(config, access_unit)?.to_yuv420()),
+        other => Err(Failure::unsupported(format!(
+            "{} video cannot be rendered",
+            other.name()
+        ))),
+    }
+}
+
+/// Render `access_unit` as `render` does (scale to `shortside`, JFIF colour, JPEG at
+/// `jpeg_quality`), and also analyse it and, with `tile_width`, scale a storyboard tile.
+pub fn render_shot(
+    codec: VideoCodec,
+    config: &[u8],
+    access_unit: &[u8],
+    shortside: Option<u32>,
+    jpeg_quality: u8,
+    tile_width: Option<u32>,
+) -> Result<Rendered, Failure> {
+    let decoded = decode_8bit(codec, config, access_unit)?;
+    let analysis = analysis::analyse(&decoded);
+    let (width, height) = scale::target_size(decoded.width, decoded.height, shortside);
+    let mut picture = scale::scale(decoded, width, height)?;
+    color::to_jfif(&mut picture)?;
+    let tile = match tile_width {
+        Some(tw) if width >= 2 && height >= 2 => {
+            let (tw, th) = storyboard::tile_size(width, height, tw);
+            (tw <= width && th <= height)
+                .then(|| scale::scale(picture.clone(), tw, th))
+                .transpose()?
+        }
+        _ => None,
+    };
+    let jpeg = encode::encode_jfif(&picture, jpeg_quality)?;
+    Ok(Rendered {
+        picture: Picture {
+            jpeg,
+            width,
+            height,
+        },
+        analysis,
+        tile,
+    })
+}
+
+/// A sprite sheet of `width × height` with `tiles` on black, as JPEG at `jpeg_quality`.
+pub fn compose_sheet(
+    width: u32,
+    height: u32,
+    tiles: &[PlacedTile],
+    jpeg_quality: u8,
+) -> Result<Picture, Failure> {
+    let sheet = storyboard::compose(width, height, tiles)?;
+    let jpeg = encode::encode_jfif(&sheet, jpeg_quality)?;
+    Ok(Picture {
+        jpeg,
+        width,
+        height,
+    })
+}
