@@ -69,7 +69,7 @@ pub fn analyse(picture: &Yuv420) -> Analysis {
     let signature = sums
         .iter()
         .zip(counts.iter())
-        .map(|(&s, &c)| if c == 0 { 0 } else { ((s + c / 2) / c) as u8 })
+        .map(|(&s, &c)| (s + c / 2).checked_div(c).unwrap_or(0) as u8)
         .collect();
     Analysis {
         blank: spread <= limit,

@@ -215,8 +215,8 @@ pub struct PlacedTile {
 pub fn compose(width: u32, height: u32, tiles: &[PlacedTile]) -> Result<Yuv420, Failure> {
     if width == 0
         || height == 0
-        || width % 2 != 0
-        || height % 2 != 0
+        || !width.is_multiple_of(2)
+        || !height.is_multiple_of(2)
         || width > MAX_SHEET_SIDE_PX
         || height > MAX_SHEET_SIDE_PX
     {
@@ -237,10 +237,10 @@ pub fn compose(width: u32, height: u32, tiles: &[PlacedTile]) -> Result<Yuv420, 
     for placed in tiles {
         let t = &placed.tile;
         t.check_planes()?;
-        let fits = placed.x % 2 == 0
-            && placed.y % 2 == 0
-            && t.width % 2 == 0
-            && t.height % 2 == 0
+        let fits = placed.x.is_multiple_of(2)
+            && placed.y.is_multiple_of(2)
+            && t.width.is_multiple_of(2)
+            && t.height.is_multiple_of(2)
             && u64::from(placed.x) + u64::from(t.width) <= u64::from(width)
             && u64::from(placed.y) + u64::from(t.height) <= u64::from(height);
         if !fits {

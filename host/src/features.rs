@@ -54,7 +54,7 @@ impl Features {
 
     /// Whether the index is due after `completed` attempts.
     pub fn index_due(&self, completed: u64) -> bool {
-        self.index && completed > 0 && completed % u64::from(self.index_every.max(1)) == 0
+        self.index && completed > 0 && completed.is_multiple_of(u64::from(self.index_every.max(1)))
     }
 }
 

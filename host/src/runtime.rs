@@ -285,7 +285,7 @@ impl Runtime {
         let created = snapper
             .livesnap_snap_capture()
             .session()
-            .call_create_with(&mut store, info, settings, options.clone())
+            .call_create_with(&mut store, info, settings, *options)
             .map_err(|e| trap_error(&store, e, "capture"))?;
         Ok(created.map(|session| CaptureInstance {
             store,
