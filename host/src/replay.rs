@@ -686,6 +686,14 @@ impl Settle<'_, '_> {
 
     /// The session is over: the final index and the ended event.
     fn finish(&mut self, end: &SessionEnd) -> anyhow::Result<()> {
+        if self.extras.features.storyboard.is_some() && !self.extras.sheet.tiles().is_empty() {
+            // The last cue ends at the session's last clock.
+            let vtt = self.capture.storyboard_vtt()?;
+            (self.put)(
+                &format!("{}storyboard.vtt", self.extras.folder),
+                vtt.into_bytes(),
+            )?;
+        }
         if self.extras.features.index {
             self.store_index(Some(end))?;
         }

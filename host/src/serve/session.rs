@@ -398,6 +398,9 @@ impl StreamSession {
             let (picture, tile) = match rendered {
                 Ok(Rendered::Plain(picture)) => (Ok(picture), None),
                 Ok(Rendered::Judged(r)) => {
+                    // Judged in seq order (renders finish out of order): skips, the frozen
+                    // reference and storyboard places then follow the stream's order.
+                    turn.wait().await;
                     let verdict = match capture.lock() {
                         Ok(mut capture) => capture.judge(shot.seq, &r.analysis),
                         Err(_) => return,
@@ -460,7 +463,7 @@ impl StreamSession {
     /// index and the ended event, in the stream's callback order.
     fn spawn_finish(&mut self) {
         let features = &self.extras.features;
-        if !(features.index || features.session_callbacks) {
+        if !(features.index || features.session_callbacks || features.storyboard.is_some()) {
             return;
         }
         let turn = self.turn();
@@ -473,10 +476,16 @@ impl StreamSession {
                 ended_ms: now_ms(),
                 reason: reason.to_owned(),
             };
-            let (index, event) = {
+            let (index, event, vtt) = {
                 let Ok(mut capture) = capture.lock() else {
                     return;
                 };
+                // The last cue ends at the session's last clock.
+                let has_tiles = extras
+                    .state
+                    .lock()
+                    .is_ok_and(|s| !s.sheet.tiles().is_empty());
+                let vtt = has_tiles.then(|| capture.storyboard_vtt().ok()).flatten();
                 let index = extras
                     .features
                     .index
@@ -487,8 +496,17 @@ impl StreamSession {
                     .session_callbacks
                     .then(|| capture.event_body(&SessionEvent::Ended(end.clone())).ok())
                     .flatten();
-                (index, event)
+                (index, event, vtt)
             };
+            if let Some(vtt) = vtt {
+                put_document(
+                    &ctx,
+                    &tenant,
+                    &format!("{}storyboard.vtt", extras.folder),
+                    vtt,
+                )
+                .await;
+            }
             if let Some(index) = index {
                 put_document(
                     &ctx,
