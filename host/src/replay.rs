@@ -428,8 +428,19 @@ pub fn replay_with(
             io.block_on(storage.put(&opts.bucket, key, bytes.into()))
                 .with_context(|| format!("cannot store {key}"))
         };
+        let mut settle = Settle {
+            summary: &mut summary,
+            capture: &mut capture,
+            warnings: &mut capture_warnings,
+            extras: &mut extras,
+            runtime,
+            store: &store,
+            put: &put,
+            emit: &mut emit,
+        };
         if features.session_callbacks {
-            emit(capture.event_body(&SessionEvent::Started)?)?;
+            let started = settle.capture.event_body(&SessionEvent::Started)?;
+            (settle.emit)(started)?;
         }
         loop {
             let tag = match reader.next_tag() {
@@ -437,20 +448,20 @@ pub fn replay_with(
                 Ok(None) => break,
                 Err(e @ (FlvError::Truncated { .. } | FlvError::TagTooLarge { .. })) => {
                     tracing::warn!(cause = %e, "input ends early: every complete tag before it was processed");
-                    summary.truncated = Some(e.to_string());
+                    settle.summary.truncated = Some(e.to_string());
                     break;
                 }
                 Err(e) => return Err(e).context(format!("reading {}", opts.input.display())),
             };
-            summary.tags += 1;
+            settle.summary.tags += 1;
             progress(reader.offset());
-            let action = match capture_push(&mut capture, &tag)? {
+            let action = match capture_push(settle.capture, &tag)? {
                 Ok(action) => action,
                 Err(failure) => {
-                    summary.tag_errors += 1;
+                    settle.summary.tag_errors += 1;
                     let cause = failure.text();
                     if tag_warnings.first(&cause) {
-                        tracing::warn!(tag = summary.tags, timestamp_ms = tag.timestamp_ms, %cause, "tag skipped (further tags with this cause are counted in the summary, not logged)");
+                        tracing::warn!(tag = settle.summary.tags, timestamp_ms = tag.timestamp_ms, %cause, "tag skipped (further tags with this cause are counted in the summary, not logged)");
                     }
                     continue;
                 }
@@ -458,9 +469,9 @@ pub fn replay_with(
             match action {
                 Action::None => {}
                 Action::Refused(body) => {
-                    summary.failed += 1;
+                    settle.summary.failed += 1;
                     let cause = crate::warn_once::errmsg_of(&body);
-                    if capture_warnings.first(&cause) {
+                    if settle.warnings.first(&cause) {
                         tracing::warn!(%cause, "capture refused (further refusals with this cause are counted, not logged)");
                     }
                     in_flight.push_back(Slot::Ready(body));
@@ -483,28 +494,8 @@ pub fn replay_with(
             // Keep at most two shots per worker in flight; settle what is ready meanwhile. A skip
             // option settles every shot before the next tag, as the contract asks for determinism.
             let full = in_flight.len() >= 2 * workers || features.skips();
-            let mut settle = Settle {
-                summary: &mut summary,
-                capture: &mut capture,
-                warnings: &mut capture_warnings,
-                extras: &mut extras,
-                runtime,
-                store: &store,
-                put: &put,
-                emit: &mut emit,
-            };
             settle.drain(&mut in_flight, full)?;
         }
-        let mut settle = Settle {
-            summary: &mut summary,
-            capture: &mut capture,
-            warnings: &mut capture_warnings,
-            extras: &mut extras,
-            runtime,
-            store: &store,
-            put: &put,
-            emit: &mut emit,
-        };
         settle.drain(&mut in_flight, true)?;
         let reason = if settle.summary.truncated.is_some() {
             "input truncated"
