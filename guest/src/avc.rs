@@ -82,55 +82,72 @@ impl AvcConfig {
     /// slice header (ISO/IEC 14496-10 §7.3.3: `first_mb_in_slice`, then `slice_type`; neither
     /// depends on a parameter set). An in-band SPS is checked against the limits first.
     pub fn classify(&mut self, access_unit: &[u8]) -> Result<FrameKind, Failure> {
-        let mut saw_slice = false;
-        for nal in NalIter::new(access_unit, self.length_size) {
-            let nal = nal?;
-            let Some(&header) = nal.first() else {
-                return Err(Failure::decode("zero-length nal unit in access unit"));
-            };
-            let nal_ref = RefNal::new(nal, &[], true);
-            let unit_type = nal_ref
-                .header()
-                .map_err(|e| Failure::decode(format!("nal header 0x{header:02x}: {e:?}")))?
-                .nal_unit_type();
-            match unit_type {
-                UnitType::SeqParameterSet => {
-                    if let Err(failure) = parse_sps(nal).and_then(|sps| check_sps(&sps)) {
-                        if failure.code == crate::error::ErrorCode::DecodeFailed {
-                            return Err(failure);
-                        }
-                        self.refusal = Some(failure);
-                    }
+        let refusal = &mut self.refusal;
+        scan(access_unit, self.length_size, |nal| {
+            if let Err(failure) = parse_sps(nal).and_then(|sps| check_sps(&sps)) {
+                if failure.code == crate::error::ErrorCode::DecodeFailed {
+                    return Err(failure);
                 }
-                UnitType::SliceLayerWithoutPartitioningIdr
-                | UnitType::SliceLayerWithoutPartitioningNonIdr
-                | UnitType::SliceDataPartitionALayer => {
-                    let mut bits = nal_ref.rbsp_bits();
-                    let slice_type = bits
-                        .read_ue("first_mb_in_slice")
-                        .and_then(|_| bits.read_ue("slice_type"))
-                        .map_err(|e| Failure::decode(format!("slice header: {e:?}")))?;
-                    // Table 7-6: 0/5 P, 1/6 B, 2/7 I, 3/8 SP, 4/9 SI.
-                    match slice_type {
-                        2 | 4 | 7 | 9 => saw_slice = true,
-                        // One non-intra slice is enough to know: stop reading (hot path).
-                        0 | 1 | 3 | 5 | 6 | 8 => return Ok(FrameKind::NotIntra),
-                        other => {
-                            return Err(Failure::decode(format!(
-                                "slice_type {other} is out of range 0..=9"
-                            )));
-                        }
-                    }
-                }
-                _ => {}
+                *refusal = Some(failure);
             }
-        }
-        Ok(if saw_slice {
-            FrameKind::Intra
-        } else {
-            FrameKind::NotIntra
+            Ok(())
         })
     }
+
+    /// [`AvcConfig::classify`] without taking in-band parameter sets: for frames that are not
+    /// due, whose SPS the capture rule does not read (the session state stays as it was).
+    pub fn peek(&self, access_unit: &[u8]) -> Result<FrameKind, Failure> {
+        scan(access_unit, self.length_size, |_| Ok(()))
+    }
+}
+
+/// Classify an access unit by its slice types; `on_sps` sees each in-band SPS first.
+fn scan(
+    access_unit: &[u8],
+    length_size: usize,
+    mut on_sps: impl FnMut(&[u8]) -> Result<(), Failure>,
+) -> Result<FrameKind, Failure> {
+    let mut saw_slice = false;
+    for nal in NalIter::new(access_unit, length_size) {
+        let nal = nal?;
+        let Some(&header) = nal.first() else {
+            return Err(Failure::decode("zero-length nal unit in access unit"));
+        };
+        let nal_ref = RefNal::new(nal, &[], true);
+        let unit_type = nal_ref
+            .header()
+            .map_err(|e| Failure::decode(format!("nal header 0x{header:02x}: {e:?}")))?
+            .nal_unit_type();
+        match unit_type {
+            UnitType::SeqParameterSet => on_sps(nal)?,
+            UnitType::SliceLayerWithoutPartitioningIdr
+            | UnitType::SliceLayerWithoutPartitioningNonIdr
+            | UnitType::SliceDataPartitionALayer => {
+                let mut bits = nal_ref.rbsp_bits();
+                let slice_type = bits
+                    .read_ue("first_mb_in_slice")
+                    .and_then(|_| bits.read_ue("slice_type"))
+                    .map_err(|e| Failure::decode(format!("slice header: {e:?}")))?;
+                // Table 7-6: 0/5 P, 1/6 B, 2/7 I, 3/8 SP, 4/9 SI.
+                match slice_type {
+                    2 | 4 | 7 | 9 => saw_slice = true,
+                    // One non-intra slice is enough to know: stop reading (hot path).
+                    0 | 1 | 3 | 5 | 6 | 8 => return Ok(FrameKind::NotIntra),
+                    other => {
+                        return Err(Failure::decode(format!(
+                            "slice_type {other} is out of range 0..=9"
+                        )));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(if saw_slice {
+        FrameKind::Intra
+    } else {
+        FrameKind::NotIntra
+    })
 }
 
 /// Parse an SPS NAL unit (with its header byte). A size field the parser finds absurd is a

@@ -170,6 +170,23 @@ pub enum SessionEvent {
     },
 }
 
+/// The newest I-frame of a session, kept for on-demand snapshots (WIT `iframe`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Iframe {
+    /// I-frames seen since keeping started, this one included: names the frame.
+    pub number: u64,
+    /// Session clock, ms.
+    pub clock_ms: u64,
+    /// Stream presentation time, ms.
+    pub pts_ms: i64,
+    /// AVC or HEVC.
+    pub codec: VideoCodec,
+    /// The decoder configuration record in force.
+    pub config: Vec<u8>,
+    /// The frame, AVCC framed.
+    pub access_unit: Vec<u8>,
+}
+
 /// The decoder configuration in force: the last valid sequence header's.
 #[derive(Debug)]
 enum CodecConfig {
@@ -203,6 +220,14 @@ impl CodecConfig {
         Ok(match self {
             CodecConfig::Avc(c) => c.classify(access_unit)? == FrameKind::Intra,
             CodecConfig::Hevc(c) => c.classify(access_unit)? == hevc::FrameKind::Intra,
+        })
+    }
+
+    /// [`CodecConfig::is_intra`] leaving the configuration as it is (frames that are not due).
+    fn peek_intra(&self, access_unit: &[u8]) -> Result<bool, Failure> {
+        Ok(match self {
+            CodecConfig::Avc(c) => c.peek(access_unit)? == FrameKind::Intra,
+            CodecConfig::Hevc(c) => c.peek(access_unit)? == hevc::FrameKind::Intra,
         })
     }
 }
@@ -239,6 +264,11 @@ pub struct Session {
     last_signature: Option<Vec<u8>>,
     /// Newest video clock seen, ms.
     latest_clock_ms: u64,
+    /// Keep the newest I-frame (on-demand snapshots); off by default.
+    keep_iframes: bool,
+    /// I-frames seen while keeping.
+    iframes_seen: u64,
+    last_iframe: Option<Iframe>,
 }
 
 impl Session {
@@ -293,6 +323,9 @@ impl Session {
             index: IndexLog::default(),
             last_signature: None,
             latest_clock_ms: 0,
+            keep_iframes: false,
+            iframes_seen: 0,
+            last_iframe: None,
         })
     }
 
@@ -328,10 +361,13 @@ impl Session {
                 composition_ms,
                 data,
             } => {
+                let pts_ms = i64::from(timestamp_ms) + i64::from(composition_ms);
                 if !self.is_due(clock_ms) {
+                    if self.keep_iframes {
+                        self.keep_if_intra(codec, clock_ms, pts_ms, data);
+                    }
                     return Ok(Action::None);
                 }
-                let pts_ms = i64::from(timestamp_ms) + i64::from(composition_ms);
                 if !codec.is_decoded() {
                     // The FLV frame type is the only keyframe hint for a codec we do not parse
                     // (DESIGN.md "Which frames"): each due one gets its status-4 callback.
@@ -370,6 +406,9 @@ impl Session {
                 }
                 let refusal = config.refusal().cloned();
                 let record = config.record().to_vec();
+                if self.keep_iframes && refusal.is_none() {
+                    self.keep(clock_ms, pts_ms, codec, record.clone(), data);
+                }
                 Ok(self.attempt(clock_ms, pts_ms, codec, record, data, refusal))
             }
             VideoTag::EndOfSequence | VideoTag::Command | VideoTag::Metadata => Ok(Action::None),
@@ -531,6 +570,46 @@ impl Session {
             index: (ended && self.options.index).then(|| format!("{}index.json", self.folder())),
         };
         serde_json::to_string(&body).unwrap_or_default()
+    }
+
+    /// Keep the newest I-frame from now on (`true`), or stop and drop it (`false`).
+    pub fn keep_last_iframe(&mut self, keep: bool) {
+        self.keep_iframes = keep;
+        if !keep {
+            self.last_iframe = None;
+        }
+    }
+
+    /// The newest I-frame seen while keeping, if any.
+    pub fn last_iframe(&self) -> Option<&Iframe> {
+        self.last_iframe.as_ref()
+    }
+
+    /// A frame that is not due: kept when it is a renderable I-frame of the configuration in
+    /// force. Anything wrong with it is left to the capture rule (nothing is reported here).
+    fn keep_if_intra(&mut self, codec: VideoCodec, clock_ms: u64, pts_ms: i64, data: &[u8]) {
+        let Some(config) = self.config.as_ref() else {
+            return;
+        };
+        if config.codec() != codec || config.refusal().is_some() {
+            return;
+        }
+        if config.peek_intra(data) == Ok(true) {
+            let record = config.record().to_vec();
+            self.keep(clock_ms, pts_ms, codec, record, data);
+        }
+    }
+
+    fn keep(&mut self, clock_ms: u64, pts_ms: i64, codec: VideoCodec, config: Vec<u8>, au: &[u8]) {
+        self.iframes_seen += 1;
+        self.last_iframe = Some(Iframe {
+            number: self.iframes_seen,
+            clock_ms,
+            pts_ms,
+            codec,
+            config,
+            access_unit: au.to_vec(),
+        });
     }
 
     /// The interval rule: the first I-frame is always due; after an attempt at clock `c`, the

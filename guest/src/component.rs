@@ -137,11 +137,7 @@ impl wit_capture::GuestSession for SessionResource {
                 unix_timestamp: shot.unix_timestamp,
                 clock_ms: shot.clock_ms,
                 pts_ms: shot.pts_ms,
-                codec: match shot.codec {
-                    VideoCodec::Hevc => wit_types::Codec::Hevc,
-                    // Shots are only made for the two decoded codecs.
-                    _ => wit_types::Codec::Avc,
-                },
+                codec: wit_codec(shot.codec),
                 config: shot.config,
                 access_unit: shot.access_unit,
                 shortside_px: shot.shortside_px,
@@ -221,6 +217,31 @@ impl wit_capture::GuestSession for SessionResource {
             },
         };
         self.0.borrow().event_body(&event)
+    }
+
+    fn keep_last_iframe(&self, keep: bool) {
+        self.0.borrow_mut().keep_last_iframe(keep);
+    }
+
+    fn last_iframe(&self) -> Option<wit_capture::Iframe> {
+        let session = self.0.borrow();
+        let frame = session.last_iframe()?;
+        Some(wit_capture::Iframe {
+            number: frame.number,
+            clock_ms: frame.clock_ms,
+            pts_ms: frame.pts_ms,
+            codec: wit_codec(frame.codec),
+            config: frame.config.clone(),
+            access_unit: frame.access_unit.clone(),
+        })
+    }
+}
+
+/// Shots and kept I-frames are only made for the two decoded codecs.
+fn wit_codec(codec: VideoCodec) -> wit_types::Codec {
+    match codec {
+        VideoCodec::Hevc => wit_types::Codec::Hevc,
+        _ => wit_types::Codec::Avc,
     }
 }
 

@@ -840,6 +840,26 @@ impl HevcConfig {
         }
         Ok(classify_segments(&segments))
     }
+
+    /// [`HevcConfig::classify`] without changing the configuration: for frames that are not
+    /// due. An access unit carrying its own parameter sets is classified on a copy.
+    pub fn peek(&self, access_unit: &[u8]) -> Result<FrameKind, Failure> {
+        let mut segments = Vec::new();
+        for nal in NalIter::new(access_unit, self.length_size) {
+            let nal = nal?;
+            let unit_type = nal_unit_type(nal)?;
+            if matches!(unit_type, nal_type::VPS | nal_type::SPS | nal_type::PPS) {
+                return self.clone().classify(access_unit);
+            } else if is_slice_segment(unit_type) {
+                let (segment, _) = self.params.slice_segment(nal)?;
+                if segment.slice_type.is_some_and(|t| t != SliceType::I) {
+                    return Ok(FrameKind::NotIntra);
+                }
+                segments.push(segment);
+            }
+        }
+        Ok(classify_segments(&segments))
+    }
 }
 
 #[cfg(test)]

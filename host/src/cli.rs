@@ -54,9 +54,10 @@ struct LoadArgs {
     /// Concurrent streams.
     #[arg(long, default_value_t = 100)]
     streams: usize,
-    /// Fixture each stream replays in real time, looped.
-    #[arg(long, default_value = "fixtures/high_720p.flv")]
-    fixture: PathBuf,
+    /// Fixture each stream replays in real time, looped. Repeat it for a mix: stream i plays
+    /// the (i mod n)-th, e.g. `--fixture fixtures/high_720p.flv --fixture fixtures/hevc_1080p.flv`.
+    #[arg(long = "fixture", default_value = "fixtures/high_720p.flv")]
+    fixtures: Vec<PathBuf>,
     /// Capture interval, seconds.
     #[arg(long, default_value_t = 20)]
     interval: u32,
@@ -468,7 +469,7 @@ fn serve_command(args: &ServeArgs) -> ExitCode {
 fn loadtest_command(args: LoadArgs) -> ExitCode {
     let opts = crate::loadtest::LoadOptions {
         streams: args.streams,
-        fixture: args.fixture,
+        fixtures: args.fixtures,
         interval_s: args.interval,
         duration_s: args.duration,
         stagger_s: args.stagger.unwrap_or(u64::from(args.interval)),

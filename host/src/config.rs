@@ -48,6 +48,10 @@ pub struct ServerConfig {
     /// `http://{http}`.
     #[serde(default)]
     pub public_url: Option<String>,
+    /// Opens the wall page (`/wall?token=…`) and the session files behind it; at least 16
+    /// characters. Without it there is no wall.
+    #[serde(default)]
+    pub admin_token: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -56,6 +60,7 @@ impl Default for ServerConfig {
             rtmp: default_rtmp(),
             http: default_http(),
             public_url: None,
+            admin_token: None,
         }
     }
 }
@@ -124,6 +129,9 @@ impl LimitsConfig {
     }
 }
 
+/// Shortest `admin_token` accepted.
+pub const MIN_ADMIN_TOKEN_CHARS: usize = 16;
+
 /// One `[[tenant]]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -181,6 +189,14 @@ pub struct TenantConfig {
     /// Skip pictures equal to the previous capture.
     #[serde(default)]
     pub skip_frozen: bool,
+    /// Serve `/snapshot/{app}/{stream}.jpg` (README "On-demand snapshot"): the capture instance
+    /// keeps the newest I-frame. Default on; needs `callback_secret` (the token's key).
+    #[serde(default = "default_true")]
+    pub snapshot: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_index_every() -> Ranged<1, 10000> {
@@ -440,6 +456,15 @@ impl Config {
                     p.stream.0
                 );
             }
+        }
+        if let Some(token) = &self.server.admin_token
+            && token.chars().count() < MIN_ADMIN_TOKEN_CHARS
+        {
+            bail!(
+                "invalid config {} (key `admin_token`): {} characters is too short to guess                  safely: use at least {MIN_ADMIN_TOKEN_CHARS}",
+                at("admin_token"),
+                token.chars().count()
+            );
         }
         let l = &self.limits;
         for (key, value) in [

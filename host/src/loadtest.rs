@@ -6,6 +6,7 @@
 
 use crate::config::Config;
 use crate::ingest::flv::{DEFAULT_MAX_TAG_BYTES, FlvReader, Tag};
+use crate::runtime::Codec;
 use crate::serve::session::StreamSession;
 use anyhow::Context;
 use std::path::PathBuf;
@@ -18,8 +19,9 @@ use std::time::{Duration, Instant};
 pub struct LoadOptions {
     /// Concurrent streams.
     pub streams: usize,
-    /// The fixture every stream replays (looped).
-    pub fixture: PathBuf,
+    /// The fixtures the streams replay (looped): stream `i` plays `fixtures[i % len]`, so a mix
+    /// of AVC and HEVC files gives a mixed load.
+    pub fixtures: Vec<PathBuf>,
     /// Capture interval, seconds.
     pub interval_s: u32,
     /// How long the load runs, seconds.
@@ -40,8 +42,12 @@ const LATE: Duration = Duration::from_secs(1);
 
 /// Run the load test and print its report.
 pub async fn run(opts: LoadOptions) -> anyhow::Result<()> {
-    let tags = Arc::new(read_fixture(&opts.fixture)?);
-    let loop_ms = tags.iter().map(|t| t.timestamp_ms).max().unwrap_or(0) + 34;
+    anyhow::ensure!(!opts.fixtures.is_empty(), "no fixture to replay");
+    let fixtures: Vec<Arc<Fixture>> = opts
+        .fixtures
+        .iter()
+        .map(|p| Fixture::read(p).map(Arc::new))
+        .collect::<anyhow::Result<_>>()?;
     let work = std::env::temp_dir().join(format!("livesnap-loadtest-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&work);
     let receiver = Receiver::start().await?;
@@ -84,6 +90,17 @@ pub async fn run(opts: LoadOptions) -> anyhow::Result<()> {
         rss_idle.saturating_sub(rss_before) as f64 / 1024.0 / opts.streams.max(1) as f64
     );
 
+    let kept = snapshot_memory(&ctx.runtime, &fixtures[0].tags)?;
+    println!(
+        "snapshot: keeping the newest I-frame adds {:.0} KiB of capture-instance memory per live \
+         stream (peak linear memory over this fixture, keep on {:.0} KiB vs off {:.0} KiB; the \
+         kept access unit is at most {:.0} KiB)",
+        kept.on.saturating_sub(kept.off) as f64 / 1024.0,
+        kept.on as f64 / 1024.0,
+        kept.off as f64 / 1024.0,
+        kept.largest_iframe as f64 / 1024.0
+    );
+
     let pushed = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let end = started + Duration::from_secs(opts.duration_s);
@@ -92,15 +109,17 @@ pub async fn run(opts: LoadOptions) -> anyhow::Result<()> {
     for i in 0..opts.streams {
         let delay =
             Duration::from_millis(opts.stagger_s * 1000 * i as u64 / opts.streams.max(1) as u64);
-        let (ctx, tags, pushed) = (ctx.clone(), tags.clone(), pushed.clone());
+        let (ctx, pushed) = (ctx.clone(), pushed.clone());
+        let fixture = fixtures[i % fixtures.len()].clone();
         streams.spawn(async move {
+            let (tags, loop_ms) = (&fixture.tags, fixture.loop_ms);
             let start = started + delay;
             tokio::time::sleep_until(start.into()).await;
             let mut session = match StreamSession::start(&ctx, "load", &format!("s{i}")) {
                 Ok(s) => s,
                 Err(e) => {
                     tracing::error!(cause = %e, "load stream refused");
-                    return Duration::ZERO;
+                    return (fixture, Duration::ZERO);
                 }
             };
             for lap in 0u32.. {
@@ -108,26 +127,30 @@ pub async fn run(opts: LoadOptions) -> anyhow::Result<()> {
                     let offset = u64::from(lap) * u64::from(loop_ms) + u64::from(tag.timestamp_ms);
                     let at = start + Duration::from_millis(offset);
                     if at >= end {
-                        return end.saturating_duration_since(start);
+                        return (fixture.clone(), end.saturating_duration_since(start));
                     }
                     if at > Instant::now() {
                         tokio::time::sleep_until(at.into()).await;
                     }
                     let ts = tag.timestamp_ms.wrapping_add(lap.wrapping_mul(loop_ms));
                     if session.push(tag.tag_type, ts, &tag.body).is_err() {
-                        return at.saturating_duration_since(start);
+                        return (fixture.clone(), at.saturating_duration_since(start));
                     }
                     pushed.fetch_add(1, Ordering::Relaxed);
                 }
             }
-            Duration::ZERO
+            (fixture, Duration::ZERO)
         });
     }
 
     println!(
         "load: {} streams of {} looped in real time, interval {} s, {} render workers, {} s, starts spread over {} s",
         opts.streams,
-        opts.fixture.display(),
+        fixtures
+            .iter()
+            .map(|f| format!("{} ({})", f.path.display(), f.codec.map_or("?", codec_name)))
+            .collect::<Vec<_>>()
+            .join(" + "),
         opts.interval_s,
         workers,
         opts.duration_s,
@@ -163,8 +186,10 @@ pub async fn run(opts: LoadOptions) -> anyhow::Result<()> {
         last = (now, tags_now, caps_now, cpu_now);
     }
     let mut streamed = Vec::new();
-    while let Some(d) = streams.join_next().await {
-        streamed.push(d.unwrap_or_default());
+    while let Some(joined) = streams.join_next().await {
+        if let Ok(played) = joined {
+            streamed.push(played);
+        }
     }
     let wall = started.elapsed().as_secs_f64();
     ctx.tracker.close();
@@ -172,34 +197,22 @@ pub async fn run(opts: LoadOptions) -> anyhow::Result<()> {
     let cpu = cpu_seconds() - cpu_start;
 
     // Expected captures per stream from the rule over its looped I-frames (FLV keyframe flags
-    // of this well-formed fixture), for the stream time it actually ran.
-    let keyframes: Vec<u64> = tags
-        .iter()
-        .filter(|t| {
-            t.tag_type == 9
-                && t.body.first().is_some_and(|b| b >> 4 == 1)
-                && t.body.get(1) == Some(&1)
-        })
-        .map(|t| u64::from(t.timestamp_ms))
-        .collect();
+    // of these well-formed fixtures), for the stream time it actually ran.
     let expected: u64 = streamed
         .iter()
-        .map(|d| {
+        .map(|(f, d)| {
             expected_captures(
-                &keyframes,
-                u64::from(loop_ms),
+                &f.keyframes,
+                u64::from(f.loop_ms),
                 d.as_millis() as u64,
                 u64::from(opts.interval_s) * 1000,
             )
         })
         .sum();
-    let mut lat = ctx.metrics.latency_samples();
+    let samples = ctx.metrics.latency_samples();
+    let mut lat: Vec<u32> = samples.iter().map(|s| s.1).collect();
     lat.sort_unstable();
-    let pct = |p: f64| {
-        lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or(0)
-    };
+    let pct = |p: f64| percentile(&lat, p);
     let ok = ctx.metrics.captures("OK");
     let failed = total_captures(&ctx.metrics) - ok;
     let late = lat
@@ -231,6 +244,32 @@ pub async fn run(opts: LoadOptions) -> anyhow::Result<()> {
         f64::from(lat.last().copied().unwrap_or(0)) / 1000.0,
         lat.len()
     );
+    let codecs: Vec<Codec> = [Codec::Avc, Codec::Hevc]
+        .into_iter()
+        .filter(|c| fixtures.iter().any(|f| f.codec == Some(*c)))
+        .collect();
+    if codecs.len() > 1 {
+        for codec in codecs {
+            let mut of: Vec<u32> = samples
+                .iter()
+                .filter(|s| s.0 == Some(codec))
+                .map(|s| s.1)
+                .collect();
+            of.sort_unstable();
+            let streams = streamed
+                .iter()
+                .filter(|(f, _)| f.codec == Some(codec))
+                .count();
+            println!(
+                "    {:<4} ({streams} streams): p50 {:.1} ms  p99 {:.1} ms  max {:.1} ms  ({} samples)",
+                codec_name(codec),
+                f64::from(percentile(&of, 0.50)) / 1000.0,
+                f64::from(percentile(&of, 0.99)) / 1000.0,
+                f64::from(of.last().copied().unwrap_or(0)) / 1000.0,
+                of.len()
+            );
+        }
+    }
     println!(
         "  cpu {:.1}% of one core ({:.1} core-s)  rss peak {:.1} MiB ({:.0} KiB per stream)",
         cpu / wall * 100.0,
@@ -285,6 +324,136 @@ fn total_captures(m: &crate::serve::metrics::Metrics) -> u64 {
         .iter()
         .map(|c| m.captures(c))
         .sum()
+}
+
+/// What keeping the newest I-frame costs a capture instance on `tags`.
+struct KeptMemory {
+    /// Peak linear memory with `keep-last-iframe` on, bytes.
+    on: usize,
+    /// The same, off.
+    off: usize,
+    /// Largest access unit kept, bytes.
+    largest_iframe: usize,
+}
+
+/// Feed `tags` through two capture instances, keeping the newest I-frame and not, and compare
+/// their peak linear memory.
+fn snapshot_memory(runtime: &crate::runtime::Runtime, tags: &[Tag]) -> anyhow::Result<KeptMemory> {
+    use crate::runtime::{KeyMode, SessionInfo, Settings};
+    let info = SessionInfo {
+        app: "load".into(),
+        stream: "memory".into(),
+        push_start_ms: 0,
+        session_id: 1,
+    };
+    let settings = Settings {
+        interval_s: 3600,
+        mode: KeyMode::Sequence,
+        shortside_px: None,
+        quality: None,
+        bucket: "load".into(),
+        uniqname: "load".into(),
+        alterurl: None,
+    };
+    let mut peaks = [0usize; 2];
+    let mut largest_iframe = 0;
+    for (keep, peak) in [true, false].into_iter().zip(&mut peaks) {
+        let mut capture = runtime
+            .capture(&info, &settings)?
+            .map_err(|f| anyhow::anyhow!("{}", f.text()))?;
+        capture.keep_last_iframe(keep)?;
+        for tag in tags {
+            // Rejected tags are the capture rule's business; this only measures memory.
+            let _ = capture.push_tag(tag.tag_type, tag.timestamp_ms, &tag.body)?;
+            // Sizes read at keyframe-flagged tags (legacy and Enhanced RTMP frame type 1).
+            let flagged = tag.body.first().is_some_and(|b| (b >> 4) & 7 == 1);
+            if keep
+                && tag.tag_type == 9
+                && flagged
+                && let Some(frame) = capture.last_iframe()?
+            {
+                largest_iframe = largest_iframe.max(frame.access_unit.len() + frame.config.len());
+            }
+        }
+        *peak = capture.peak_memory_bytes();
+    }
+    Ok(KeptMemory {
+        on: peaks[0],
+        off: peaks[1],
+        largest_iframe,
+    })
+}
+
+/// The `p` quantile of sorted `v` (0 when empty).
+fn percentile(v: &[u32], p: f64) -> u32 {
+    v.get(((v.len() as f64 * p) as usize).min(v.len().saturating_sub(1)))
+        .copied()
+        .unwrap_or(0)
+}
+
+fn codec_name(codec: Codec) -> &'static str {
+    match codec {
+        Codec::Avc => "h264",
+        Codec::Hevc => "hevc",
+    }
+}
+
+/// A fixture a stream replays: its tags, lap length and I-frame times.
+struct Fixture {
+    path: PathBuf,
+    tags: Vec<Tag>,
+    /// One lap, ms: the last tag's timestamp plus a frame.
+    loop_ms: u32,
+    /// Timestamps of the keyframe-flagged coded frames (legacy AVC/HEVC and Enhanced RTMP).
+    keyframes: Vec<u64>,
+    /// The codec of its video, from its first sequence header.
+    codec: Option<Codec>,
+}
+
+impl Fixture {
+    fn read(path: &std::path::Path) -> anyhow::Result<Fixture> {
+        let tags = read_fixture(path)?;
+        let loop_ms = tags.iter().map(|t| t.timestamp_ms).max().unwrap_or(0) + 34;
+        let video = || tags.iter().filter(|t| t.tag_type == 9 && t.body.len() >= 5);
+        let keyframes = video()
+            .filter(|t| {
+                let b = &t.body;
+                let flagged = (b[0] >> 4) & 7 == 1;
+                // Enhanced RTMP: PacketType CodedFrames (1) or CodedFramesX (3); legacy: AVC/HEVC
+                // packet type 1 (NALU).
+                let coded = if b[0] & 0x80 != 0 {
+                    matches!(b[0] & 0x0f, 1 | 3)
+                } else {
+                    b[1] == 1
+                };
+                flagged && coded
+            })
+            .map(|t| u64::from(t.timestamp_ms))
+            .collect();
+        let codec = video().find_map(|t| {
+            let b = &t.body;
+            if b[0] & 0x80 != 0 {
+                match &b[1..5] {
+                    b"avc1" => Some(Codec::Avc),
+                    b"hvc1" => Some(Codec::Hevc),
+                    _ => None,
+                }
+            } else {
+                match b[0] & 0x0f {
+                    7 => Some(Codec::Avc),
+                    12 => Some(Codec::Hevc),
+                    _ => None,
+                }
+            }
+        });
+        Ok(Fixture {
+            path: path.to_owned(),
+            tags,
+            loop_ms,
+            keyframes,
+            codec,
+        })
+    }
 }
 
 fn read_fixture(path: &std::path::Path) -> anyhow::Result<Vec<Tag>> {

@@ -28,8 +28,8 @@ mod bindings {
 }
 
 pub use bindings::exports::livesnap::snap::capture::{
-    Action, KeyMode, Outcome, Placement, SessionEnd, SessionEvent, SessionInfo, SessionOptions,
-    Settings, Shot, SkipReason, StoryboardSettings, Verdict,
+    Action, Iframe, KeyMode, Outcome, Placement, SessionEnd, SessionEvent, SessionInfo,
+    SessionOptions, Settings, Shot, SkipReason, StoryboardSettings, Verdict,
 };
 pub use bindings::exports::livesnap::snap::render::{
     Frame, Matrix, Picture, PlacedTile, Rendered, Tile, Transfer,
@@ -423,6 +423,24 @@ impl CaptureInstance {
             s.livesnap_snap_capture()
                 .session()
                 .call_event_body(store, session, event)
+        })
+    }
+
+    /// Keep the newest I-frame from now on (on-demand snapshots), or stop and drop it.
+    pub fn keep_last_iframe(&mut self, keep: bool) -> anyhow::Result<()> {
+        self.call(|s, store, session| {
+            s.livesnap_snap_capture()
+                .session()
+                .call_keep_last_iframe(store, session, keep)
+        })
+    }
+
+    /// The newest I-frame kept, if any.
+    pub fn last_iframe(&mut self) -> anyhow::Result<Option<Iframe>> {
+        self.call(|s, store, session| {
+            s.livesnap_snap_capture()
+                .session()
+                .call_last_iframe(store, session)
         })
     }
 

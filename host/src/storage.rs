@@ -270,12 +270,40 @@ impl Storage {
         }
     }
 
+    /// Read the object at `key` of `bucket` (the wall page's session files). `Ok(None)` when
+    /// there is no such object.
+    pub async fn get(&self, bucket: &str, key: &str) -> anyhow::Result<Option<Bytes>> {
+        match self {
+            Storage::Fs(fs) => {
+                let path = fs.path_of(bucket, key)?;
+                match tokio::fs::read(&path).await {
+                    Ok(bytes) => Ok(Some(Bytes::from(bytes))),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                    Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+                }
+            }
+            Storage::S3(s3) => s3.get(bucket, key).await,
+        }
+    }
+
     /// Where an object is, for messages: a file path or an `s3://bucket/key` URL.
     pub fn describe(&self, bucket: &str, key: &str) -> String {
         match self {
             Storage::Fs(fs) => fs.root.join(bucket).join(key).display().to_string(),
             Storage::S3(_) => format!("s3://{bucket}/{key}"),
         }
+    }
+}
+
+/// The `Content-Type` of an object by its key's extension: pictures and sheets are JPEG, the
+/// session index JSON, the storyboard WebVTT.
+pub fn content_type(key: &str) -> &'static str {
+    if key.ends_with(".json") {
+        "application/json"
+    } else if key.ends_with(".vtt") {
+        "text/vtt; charset=utf-8"
+    } else {
+        "image/jpeg"
     }
 }
 
@@ -448,7 +476,25 @@ impl S3Storage {
         Ok(client)
     }
 
-    /// Upload `jpeg` to `s3://{bucket}/{key}` with `Content-Type: image/jpeg`.
+    /// Download `s3://{bucket}/{key}`; `Ok(None)` when it does not exist.
+    pub async fn get(&self, bucket: &str, key: &str) -> anyhow::Result<Option<Bytes>> {
+        use object_store::ObjectStoreExt as _;
+        let client = self.client(bucket)?;
+        let path = object_store::path::Path::parse(key)
+            .with_context(|| format!("refusing key {key:?}"))?;
+        match client.get(&path).await {
+            Ok(object) => Ok(Some(object.bytes().await.map_err(|e| {
+                anyhow::anyhow!("downloading s3://{bucket}/{key}: {}", concise(&e))
+            })?)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(anyhow::anyhow!(
+                "downloading s3://{bucket}/{key}: {}",
+                concise(&e)
+            )),
+        }
+    }
+
+    /// Upload `jpeg` to `s3://{bucket}/{key}` with the key's [`content_type`].
     pub async fn put(&self, bucket: &str, key: &str, jpeg: Bytes) -> anyhow::Result<()> {
         let where_ = match &self.endpoint {
             Some(endpoint) => format!("s3://{bucket}/{key} at {endpoint}"),
@@ -459,7 +505,7 @@ impl S3Storage {
         let path = object_store::path::Path::parse(key)
             .with_context(|| format!("refusing key {key:?}"))?;
         let mut attributes = Attributes::new();
-        attributes.insert(Attribute::ContentType, "image/jpeg".into());
+        attributes.insert(Attribute::ContentType, content_type(key).into());
         let opts = PutOptions {
             attributes,
             ..PutOptions::default()

@@ -9,6 +9,7 @@
 mod embedding;
 mod features;
 mod hostile;
+mod last_iframe;
 mod limits;
 mod model;
 mod parallel;

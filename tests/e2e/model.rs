@@ -60,25 +60,7 @@ pub fn fixture_tags(name: &str) -> Vec<ModelTag> {
         })
         .filter_map(|l| l.split('\t').next().and_then(|i| i.parse().ok()))
         .collect();
-    let path = root()
-        .join("fixtures/ref")
-        .join(format!("{name}.iframes.tsv"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let iframe_tags: Vec<usize> = text
-        .lines()
-        .skip(1)
-        .filter(|l| {
-            l.split('\t')
-                .nth(5)
-                .is_some_and(|s| s.split(',').all(|t| t == "I" || t == "SI"))
-        })
-        .map(|l| {
-            l.split('\t')
-                .next()
-                .and_then(|i| i.parse().ok())
-                .expect("tag index")
-        })
-        .collect();
+    let iframe_tags: Vec<usize> = reference_iframes(name).iter().map(|f| f.tag).collect();
     livesnap_tests::read_tags(&livesnap_tests::fixture(name))
         .iter()
         .enumerate()
@@ -86,6 +68,38 @@ pub fn fixture_tags(name: &str) -> Vec<ModelTag> {
             video: t.tag_type == 9,
             ts: t.timestamp_ms,
             iframe: iframe_tags.contains(&i) || hinted.contains(&i),
+        })
+        .collect()
+}
+
+/// An I-frame of ffmpeg's reference list (`iframes.tsv`: every slice I or SI).
+#[derive(Debug, Clone, Copy)]
+pub struct RefIframe {
+    /// Index of its tag in the file.
+    pub tag: usize,
+    /// Presentation time, ms.
+    pub pts_ms: i64,
+}
+
+/// The I-frames of fixture `name` by ffmpeg's reading of their slices.
+pub fn reference_iframes(name: &str) -> Vec<RefIframe> {
+    let path = root()
+        .join("fixtures/ref")
+        .join(format!("{name}.iframes.tsv"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    text.lines()
+        .skip(1)
+        .filter(|l| {
+            l.split('\t')
+                .nth(5)
+                .is_some_and(|s| s.split(',').all(|t| t == "I" || t == "SI"))
+        })
+        .map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            RefIframe {
+                tag: f[0].parse().expect("tag index"),
+                pts_ms: f[2].parse().expect("pts"),
+            }
         })
         .collect()
 }

@@ -54,6 +54,10 @@ impl Histogram {
     }
 }
 
+/// One capture latency kept for a load test: the shot's codec (`None`: a refused attempt) and
+/// the latency in µs.
+pub type LatencySample = (Option<crate::runtime::Codec>, u32);
+
 /// Counters shared by every stream.
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -65,6 +69,12 @@ pub struct Metrics {
     pub streams_failed: AtomicU64,
     /// Tags the guest could not use (malformed, unsupported), skipped.
     pub tags_skipped: AtomicU64,
+    /// On-demand snapshots rendered (one per I-frame and size, however many asked).
+    pub snapshot_renders: AtomicU64,
+    /// On-demand snapshot requests answered with a picture.
+    pub snapshots_served: AtomicU64,
+    /// On-demand snapshot requests refused with 429 (render queue full, too many sizes).
+    pub snapshots_busy: AtomicU64,
     /// Capture attempts by outcome code (index into [`CODES`]).
     captures: [AtomicU64; 6],
     /// Shots withdrawn as blank, and as frozen.
@@ -73,8 +83,9 @@ pub struct Metrics {
     render: Histogram,
     /// I-frame arrival to its callback being queued.
     capture_latency: Histogram,
-    /// Every capture latency in µs, kept only when a load test asks for exact percentiles.
-    latency_samples: std::sync::Mutex<Option<Vec<u32>>>,
+    /// Every capture latency in µs with its codec, kept only when a load test asks for exact
+    /// percentiles.
+    latency_samples: std::sync::Mutex<Option<Vec<LatencySample>>>,
 }
 
 impl Metrics {
@@ -115,13 +126,14 @@ impl Metrics {
         self.render.observe(d);
     }
 
-    /// Record one capture's latency: from its I-frame's arrival to its callback being queued.
-    pub fn capture_latency(&self, d: Duration) {
+    /// Record one capture's latency: from its I-frame's arrival to its callback being queued;
+    /// `codec` is the shot's (`None` for a refused attempt).
+    pub fn capture_latency(&self, d: Duration, codec: Option<crate::runtime::Codec>) {
         self.capture_latency.observe(d);
         if let Ok(mut samples) = self.latency_samples.lock()
             && let Some(samples) = samples.as_mut()
         {
-            samples.push(u32::try_from(d.as_micros()).unwrap_or(u32::MAX));
+            samples.push((codec, u32::try_from(d.as_micros()).unwrap_or(u32::MAX)));
         }
     }
 
@@ -132,8 +144,8 @@ impl Metrics {
         }
     }
 
-    /// The latency samples kept so far, µs.
-    pub fn latency_samples(&self) -> Vec<u32> {
+    /// The latency samples kept so far with their codecs, µs.
+    pub fn latency_samples(&self) -> Vec<LatencySample> {
         self.latency_samples
             .lock()
             .ok()
@@ -231,6 +243,27 @@ impl Metrics {
             "livesnap_capture_latency_seconds",
             "Time from an I-frame's arrival to its callback being queued.",
         );
+        for (name, help, counter) in [
+            (
+                "livesnap_snapshot_renders_total",
+                "On-demand snapshots rendered: one per I-frame and size, however many requests share it.",
+                &self.snapshot_renders,
+            ),
+            (
+                "livesnap_snapshots_served_total",
+                "On-demand snapshot requests answered with a picture.",
+                &self.snapshots_served,
+            ),
+            (
+                "livesnap_snapshots_busy_total",
+                "On-demand snapshot requests refused with 429 (render queue full or too many sizes of one I-frame).",
+                &self.snapshots_busy,
+            ),
+        ] {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} counter");
+            let _ = writeln!(out, "{name} {}", load(counter));
+        }
         let _ = writeln!(
             out,
             "# HELP livesnap_callback_queue_depth Callbacks spooled, not yet delivered or final."
@@ -282,7 +315,7 @@ mod tests {
         assert!(text.contains("livesnap_render_seconds_sum 0.33\n"));
         assert!(text.contains("livesnap_render_seconds_count 2\n"));
         assert!(text.contains("livesnap_capture_latency_seconds_count 0\n"));
-        m.capture_latency(Duration::from_millis(1500));
+        m.capture_latency(Duration::from_millis(1500), None);
         let text = m.render_text(3, 5, 1, 2);
         assert!(text.contains("livesnap_capture_latency_seconds_bucket{le=\"1\"} 0\n"));
         assert!(text.contains("livesnap_capture_latency_seconds_bucket{le=\"2.5\"} 1\n"));

@@ -6,6 +6,8 @@
 pub mod metrics;
 pub mod render_pool;
 pub mod session;
+pub mod snapshot;
+pub mod wall;
 
 use crate::callback::Callbacks;
 use crate::config::Config;

@@ -50,6 +50,49 @@ pub struct LiveStream {
     pub session_id: u32,
     /// The newest stored picture of this session.
     pub latest: Option<LatestPicture>,
+    /// What the wall page shows.
+    pub stats: StreamStats,
+    /// On-demand snapshots, when the tenant has them.
+    pub snapshots: Option<Arc<crate::serve::snapshot::Snapshots>>,
+}
+
+impl LiveStream {
+    fn new(session_id: u32, started_ms: u64) -> LiveStream {
+        LiveStream {
+            session_id,
+            latest: None,
+            stats: StreamStats {
+                started_ms,
+                ..StreamStats::default()
+            },
+            snapshots: None,
+        }
+    }
+}
+
+/// A live session's capture record, for the wall page.
+#[derive(Debug, Clone, Default)]
+pub struct StreamStats {
+    /// Unix ms of the push start.
+    pub started_ms: u64,
+    /// The session folder (index, storyboard).
+    pub folder: String,
+    /// Codec of the newest capture attempt: "h264" or "hevc" (or what was refused).
+    pub codec: Option<&'static str>,
+    /// Size of the newest stored picture.
+    pub size: Option<(u32, u32)>,
+    /// Captures stored.
+    pub stored: u64,
+    /// Capture attempts failed or refused.
+    pub failed: u64,
+    /// Failed attempts since the last stored one.
+    pub failing: u64,
+    /// Unix ms of the newest attempt's outcome.
+    pub last_attempt_ms: Option<u64>,
+    /// The newest failure, `Code: message`.
+    pub last_error: Option<String>,
+    /// The storyboard sheet being filled, once it has a tile.
+    pub sheet: Option<u32>,
 }
 
 /// The newest picture of a live stream, served at `/latest/{app}/{stream}.jpg`.
@@ -220,13 +263,7 @@ impl StreamSession {
                     limits.max_streams_per_tenant
                 )));
             }
-            live.insert(
-                name.clone(),
-                LiveStream {
-                    session_id,
-                    latest: None,
-                },
-            );
+            live.insert(name.clone(), LiveStream::new(session_id, push_start_ms));
         }
         let features = tenant.features();
         let capture = match ctx
@@ -255,12 +292,32 @@ impl StreamSession {
         } else {
             None
         };
+        // Snapshots answer with the latest-picture token, so they need the tenant's secret.
+        let snapshots = tenant.snapshot && tenant.callback_secret.is_some();
+        if snapshots && let Err(trap) = capture.keep_last_iframe(true) {
+            unregister(ctx, &name, session_id);
+            return Err(Refusal::Runtime(format!("{trap:#}")));
+        }
+        let capture = Arc::new(Mutex::new(capture));
+        if let Ok(mut live) = ctx.live.lock()
+            && let Some(entry) = live.get_mut(&name)
+            && entry.session_id == session_id
+        {
+            entry.stats.folder = folder.clone();
+            entry.snapshots = snapshots.then(|| {
+                Arc::new(crate::serve::snapshot::Snapshots::new(
+                    capture.clone(),
+                    settings.shortside_px,
+                    settings.quality.map_or(80, |q| q * 10),
+                ))
+            });
+        }
         let mut session = StreamSession {
             ctx: ctx.clone(),
             tenant,
             name,
             session_id,
-            capture: Arc::new(Mutex::new(capture)),
+            capture,
             span,
             failed: false,
             gate: tokio::sync::watch::Sender::new(0),
@@ -276,7 +333,7 @@ impl StreamSession {
         if let Some(body) = started {
             // The started event takes the first place in the stream's callback order.
             let turn = session.turn();
-            session.spawn_callback(body, Instant::now(), turn);
+            session.spawn_callback(body, turn);
         }
         Ok(session)
     }
@@ -330,6 +387,17 @@ impl StreamSession {
             Action::None => {}
             Action::Refused(body) => {
                 self.ctx.metrics.capture(code_of(&body));
+                note_attempt(
+                    &self.ctx,
+                    &self.name,
+                    self.session_id,
+                    None,
+                    &Outcome::Failed(Failure::new(
+                        error_code(code_of(&body)),
+                        crate::warn_once::errmsg_of(&body),
+                    )),
+                    None,
+                );
                 let cause = crate::warn_once::errmsg_of(&body);
                 if self.warnings.first(&cause) {
                     self.span.in_scope(|| tracing::warn!(%cause, "capture refused (further refusals with this cause are counted in livesnap_captures_total, not logged)"));
@@ -360,13 +428,13 @@ impl StreamSession {
         }
     }
 
-    fn spawn_callback(&self, body: String, arrived: Instant, turn: Turn) {
+    /// A session event's callback, in its place in the stream's order.
+    fn spawn_callback(&self, body: String, turn: Turn) {
         let (ctx, tenant, name) = (self.ctx.clone(), self.tenant.clone(), self.name.clone());
         let task = async move {
             turn.wait().await;
             deliver(&ctx, &tenant, &name, body).await;
             drop(turn);
-            ctx.metrics.capture_latency(arrived.elapsed());
         };
         self.ctx.tracker.spawn(task.instrument(self.span.clone()));
     }
@@ -380,7 +448,7 @@ impl StreamSession {
             deliver(&ctx, &tenant, &name, body).await;
             after_attempt(&ctx, &tenant, &capture, &extras, None).await;
             drop(turn);
-            ctx.metrics.capture_latency(arrived.elapsed());
+            ctx.metrics.capture_latency(arrived.elapsed(), None);
         };
         self.ctx.tracker.spawn(task.instrument(self.span.clone()));
     }
@@ -431,6 +499,8 @@ impl StreamSession {
             };
             ctx.metrics.capture(code);
             let tile = tile.filter(|_| matches!(outcome, Outcome::Stored(_)));
+            let sheet = tile.as_ref().map(|(place, _)| place.sheet);
+            note_attempt(&ctx, &name, session_id, Some(shot.codec), &outcome, sheet);
             let body = {
                 let Ok(mut capture) = capture.lock() else {
                     return;
@@ -444,7 +514,8 @@ impl StreamSession {
                     deliver(&ctx, &tenant, &name, body).await;
                     after_attempt(&ctx, &tenant, &capture, &extras, tile).await;
                     drop(turn);
-                    ctx.metrics.capture_latency(arrived.elapsed());
+                    ctx.metrics
+                        .capture_latency(arrived.elapsed(), Some(shot.codec));
                 }
                 Ok(Err(f)) => {
                     tracing::error!(seq = shot.seq, cause = %f.text(), "capture refused a shot outcome")
@@ -653,6 +724,57 @@ impl Drop for StreamSession {
     }
 }
 
+/// Count an attempt's outcome in the live entry (wall page).
+fn note_attempt(
+    ctx: &ServeCtx,
+    name: &str,
+    session_id: u32,
+    codec: Option<crate::runtime::Codec>,
+    outcome: &Outcome,
+    sheet: Option<u32>,
+) {
+    let Ok(mut live) = ctx.live.lock() else {
+        return;
+    };
+    let Some(entry) = live.get_mut(name).filter(|e| e.session_id == session_id) else {
+        return;
+    };
+    let stats = &mut entry.stats;
+    if let Some(codec) = codec {
+        stats.codec = Some(match codec {
+            crate::runtime::Codec::Avc => "h264",
+            crate::runtime::Codec::Hevc => "hevc",
+        });
+    }
+    stats.last_attempt_ms = Some(now_ms());
+    match outcome {
+        Outcome::Stored(size) => {
+            stats.stored += 1;
+            stats.failing = 0;
+            stats.size = Some(*size);
+        }
+        Outcome::Failed(f) => {
+            stats.failed += 1;
+            stats.failing += 1;
+            stats.last_error = Some(f.text());
+        }
+    }
+    if sheet.is_some() {
+        stats.sheet = sheet;
+    }
+}
+
+/// The error code named by a callback `code` string.
+fn error_code(code: &str) -> ErrorCode {
+    match code {
+        "UnsupportedStream" => ErrorCode::UnsupportedStream,
+        "UploadFailed" => ErrorCode::UploadFailed,
+        "Timeout" => ErrorCode::Timeout,
+        "LimitExceeded" => ErrorCode::LimitExceeded,
+        _ => ErrorCode::DecodeFailed,
+    }
+}
+
 fn unregister(ctx: &ServeCtx, name: &str, session_id: u32) {
     if let Ok(mut live) = ctx.live.lock()
         && live.get(name).is_some_and(|l| l.session_id == session_id)
@@ -742,13 +864,7 @@ mod tests {
     use super::*;
 
     fn live_with(session_id: u32) -> HashMap<String, LiveStream> {
-        HashMap::from([(
-            "live/cam".to_owned(),
-            LiveStream {
-                session_id,
-                latest: None,
-            },
-        )])
+        HashMap::from([("live/cam".to_owned(), LiveStream::new(session_id, 0))])
     }
 
     #[test]

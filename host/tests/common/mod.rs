@@ -21,6 +21,37 @@ pub fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// Every tag of fixture `name`.
+pub fn fixture_tags(name: &str) -> Vec<livesnap::ingest::flv::Tag> {
+    let data = std::fs::read(fixture(name)).unwrap();
+    let mut r = livesnap::ingest::flv::FlvReader::new(&data[..], 1 << 24).unwrap();
+    let mut tags = Vec::new();
+    while let Some(t) = r.next_tag().unwrap() {
+        tags.push(t);
+    }
+    tags
+}
+
+/// An AVC video tag body with every NAL unit kept but the last (the slice) cut to 20 bytes:
+/// its header still says I, its data does not decode.
+pub fn cut_slice_data(body: &[u8]) -> Vec<u8> {
+    let mut nals = Vec::new();
+    let mut at = 5;
+    while at + 4 <= body.len() {
+        let len = u32::from_be_bytes(body[at..at + 4].try_into().unwrap()) as usize;
+        nals.push(&body[at + 4..at + 4 + len]);
+        at += 4 + len;
+    }
+    let mut out = body[..5].to_vec();
+    let last = nals.len() - 1;
+    for (i, nal) in nals.iter().enumerate() {
+        let nal = if i == last { &nal[..20] } else { nal };
+        out.extend_from_slice(&(nal.len() as u32).to_be_bytes());
+        out.extend_from_slice(nal);
+    }
+    out
+}
+
 /// A fresh, empty directory for one test.
 pub fn temp_dir(tag: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("livesnap-it-{tag}-{}", std::process::id()));
