@@ -4,8 +4,9 @@
 //! `livesnap serve` would use and callbacks carry the same fields; storage failures and a non-FLV
 //! origin are reported without breaking anything.
 //!
-//! `wasmtime` (the CLI, `=48.0.8` with `serve`) comes from `$LIVESNAP_WASMTIME`, else
-//! `target/tools/wasmtime-48.0.8/bin/wasmtime`, where `.ci/run` installs it.
+//! `wasmtime serve` (wasmtime-cli 48.0.8's own command) comes from `$LIVESNAP_WASMTIME`, else
+//! `target/debug/wasmtime-serve`, the workspace binary of `tools/wasmtime-serve` (built by
+//! `cargo build --workspace --all-targets`, as `.ci/run` does).
 
 #![allow(
     clippy::unwrap_used,
@@ -30,15 +31,13 @@ fn wasmtime_cli() -> PathBuf {
     let path = std::env::var_os("LIVESNAP_WASMTIME")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../target/tools/wasmtime-48.0.8/bin/wasmtime")
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/wasmtime-serve")
         });
     assert!(
         path.exists(),
-        "no wasmtime CLI at {}: install it with `cargo install --locked wasmtime-cli@=48.0.8 \
-         --no-default-features --features run,serve,cranelift,component-model,\
-         component-model-async,parallel-compilation,pooling-allocator,clap/default --root \
-         target/tools/wasmtime-48.0.8` (.ci/run does), or set LIVESNAP_WASMTIME",
+        "no wasmtime CLI at {}: build it with `cargo build --workspace --all-targets` \
+         (tools/wasmtime-serve; .ci/run does), or set LIVESNAP_WASMTIME to a wasmtime >= 48 \
+         with `serve`",
         path.display()
     );
     path

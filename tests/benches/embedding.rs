@@ -222,10 +222,10 @@ fn fetch(addr: &str, path: &str) -> usize {
 fn edge_cpu() -> Result<(), String> {
     let cli = std::env::var_os("LIVESNAP_WASMTIME")
         .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("target/tools/wasmtime-48.0.8/bin/wasmtime"));
+        .unwrap_or_else(|| root().join("target/debug/wasmtime-serve"));
     if !cli.exists() {
         return Err(format!(
-            "no wasmtime CLI at {} (.ci/run installs it)",
+            "no wasmtime CLI at {} (`cargo build --workspace --all-targets` builds it)",
             cli.display()
         ));
     }
