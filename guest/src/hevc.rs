@@ -766,6 +766,11 @@ pub struct HevcConfig {
     refusal: Option<Failure>,
 }
 
+/// VPS, SPS or PPS.
+fn is_parameter_set(unit_type: u8) -> bool {
+    matches!(unit_type, nal_type::VPS | nal_type::SPS | nal_type::PPS)
+}
+
 /// Check an SPS: a `DecodeFailed` is an error, a limit or unsupported feature a refusal.
 fn sps_verdict(sps: &Sps, refusal: &mut Option<Failure>) -> Result<(), Failure> {
     match sps.check() {
@@ -821,38 +826,37 @@ impl HevcConfig {
     /// Classify `access_unit` (length-prefixed NAL units) by its slice segment headers.
     /// In-band parameter sets are taken in (and checked) first, as a decoder would.
     pub fn classify(&mut self, access_unit: &[u8]) -> Result<FrameKind, Failure> {
-        let mut segments = Vec::new();
         for nal in NalIter::new(access_unit, self.length_size) {
             let nal = nal?;
-            let unit_type = nal_unit_type(nal)?;
-            if matches!(unit_type, nal_type::VPS | nal_type::SPS | nal_type::PPS) {
-                if let Some(sps) = self.params.add(nal)? {
-                    sps_verdict(&sps, &mut self.refusal)?;
-                }
-            } else if is_slice_segment(unit_type) {
-                let (segment, _) = self.params.slice_segment(nal)?;
-                if segment.slice_type.is_some_and(|t| t != SliceType::I) {
-                    // One non-intra segment is enough to know: stop reading (hot path).
-                    return Ok(FrameKind::NotIntra);
-                }
-                segments.push(segment);
+            if is_parameter_set(nal_unit_type(nal)?)
+                && let Some(sps) = self.params.add(nal)?
+            {
+                sps_verdict(&sps, &mut self.refusal)?;
             }
         }
-        Ok(classify_segments(&segments))
+        self.slice_kind(access_unit)
     }
 
     /// [`HevcConfig::classify`] without changing the configuration: for frames that are not
     /// due. An access unit carrying its own parameter sets is classified on a copy.
     pub fn peek(&self, access_unit: &[u8]) -> Result<FrameKind, Failure> {
+        for nal in NalIter::new(access_unit, self.length_size) {
+            if is_parameter_set(nal_unit_type(nal?)?) {
+                return self.clone().classify(access_unit);
+            }
+        }
+        self.slice_kind(access_unit)
+    }
+
+    /// The frame kind by the slice segment headers, with the parameter sets in force.
+    fn slice_kind(&self, access_unit: &[u8]) -> Result<FrameKind, Failure> {
         let mut segments = Vec::new();
         for nal in NalIter::new(access_unit, self.length_size) {
             let nal = nal?;
-            let unit_type = nal_unit_type(nal)?;
-            if matches!(unit_type, nal_type::VPS | nal_type::SPS | nal_type::PPS) {
-                return self.clone().classify(access_unit);
-            } else if is_slice_segment(unit_type) {
+            if is_slice_segment(nal_unit_type(nal)?) {
                 let (segment, _) = self.params.slice_segment(nal)?;
                 if segment.slice_type.is_some_and(|t| t != SliceType::I) {
+                    // One non-intra segment is enough to know: stop reading (hot path).
                     return Ok(FrameKind::NotIntra);
                 }
                 segments.push(segment);
