@@ -90,16 +90,19 @@ pub async fn run(opts: LoadOptions) -> anyhow::Result<()> {
         rss_idle.saturating_sub(rss_before) as f64 / 1024.0 / opts.streams.max(1) as f64
     );
 
-    let kept = snapshot_memory(&ctx.runtime, &fixtures[0].tags)?;
-    println!(
-        "snapshot: keeping the newest I-frame adds {:.0} KiB of capture-instance memory per live \
-         stream (peak linear memory over this fixture, keep on {:.0} KiB vs off {:.0} KiB; the \
-         kept access unit is at most {:.0} KiB)",
-        kept.on.saturating_sub(kept.off) as f64 / 1024.0,
-        kept.on as f64 / 1024.0,
-        kept.off as f64 / 1024.0,
-        kept.largest_iframe as f64 / 1024.0
-    );
+    for fixture in &fixtures {
+        let kept = snapshot_memory(&ctx.runtime, &fixture.tags)?;
+        println!(
+            "snapshot: keeping the newest I-frame adds {:.0} KiB of capture-instance memory per live \
+             stream of {} (peak linear memory, keep on {:.0} KiB vs off {:.0} KiB; the kept access \
+             unit is at most {:.0} KiB)",
+            kept.on.saturating_sub(kept.off) as f64 / 1024.0,
+            fixture.path.display(),
+            kept.on as f64 / 1024.0,
+            kept.off as f64 / 1024.0,
+            kept.largest_iframe as f64 / 1024.0
+        );
+    }
 
     let pushed = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
