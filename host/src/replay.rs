@@ -380,7 +380,7 @@ pub fn replay_with(
     let mut extras = Extras {
         features: features.clone(),
         folder: capture.folder()?,
-        jpeg_quality: settings.quality.map_or(80, |q| q * 10),
+        jpeg_quality: crate::runtime::jpeg_quality(settings.quality),
         sheet: Sheet::default(),
         sheet_renderer: None,
         completed: 0,

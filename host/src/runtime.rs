@@ -64,6 +64,12 @@ pub static EDGE_WASM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/livesnap
 pub static EDGE_PASSTHROUGH_WASM: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/livesnap-edge-passthrough.wasm"));
 
+/// The JPEG quality of a tenant's quality step (1..=10 → 10..=100), JPEG 80 without one: the
+/// component's rule for shots, used by the host for what it renders itself (sheets, snapshots).
+pub fn jpeg_quality(step: Option<u8>) -> u8 {
+    step.map_or(80, |q| q.saturating_mul(10))
+}
+
 /// How often the epoch advances; deadlines are counted in these ticks.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
 

@@ -308,7 +308,7 @@ impl StreamSession {
                 Arc::new(crate::serve::snapshot::Snapshots::new(
                     capture.clone(),
                     settings.shortside_px,
-                    settings.quality.map_or(80, |q| q * 10),
+                    crate::runtime::jpeg_quality(settings.quality),
                 ))
             });
         }
@@ -667,7 +667,7 @@ async fn store_storyboard(
         ),
         Err(_) => return,
     };
-    let quality = tenant.quality.map_or(80, |q| q.0 * 10);
+    let quality = crate::runtime::jpeg_quality(tenant.quality.map(|q| q.0));
     let sheet = match ctx.pool.run(move |runtime, renderer| {
         renderer.compose_sheet(runtime, width, height, &tiles, quality)
     }) {
