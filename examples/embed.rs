@@ -68,15 +68,19 @@ fn main() -> anyhow::Result<()> {
             match session_api.call_push_tag(&mut store, session, kind, timestamp_ms, body)? {
                 Ok(Action::Capture(s)) => {
                     let (config, au) = (&s.config, &s.access_unit);
-                    let outcome = match render.call_render(
+                    // `s.color`: the stream's colorInfo, used where the SPS VUI is silent.
+                    let outcome = match render.call_render_shot_with_color(
                         &mut store,
                         s.codec,
                         config,
                         au,
+                        s.color,
                         s.shortside_px,
                         s.jpeg_quality,
+                        None,
                     )? {
-                        Ok(picture) => {
+                        Ok(rendered) => {
+                            let picture = rendered.picture;
                             let path = std::path::Path::new(out).join("livesnap").join(&s.key);
                             std::fs::create_dir_all(path.parent().context("key has a folder")?)?;
                             std::fs::write(&path, &picture.jpeg)?;

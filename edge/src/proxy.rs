@@ -13,8 +13,7 @@ use crate::{callback_signature, parse_path};
 use livesnap_guest::capture::{Action, Outcome, Session, SessionInfo, Shot};
 use livesnap_guest::demux::{FlvPushParser, Tag};
 use livesnap_guest::error::{ErrorCode, Failure};
-use livesnap_guest::flv::VideoCodec;
-use livesnap_guest::{render, render_hevc};
+use livesnap_guest::shot;
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use wasip2::clocks::{monotonic_clock, wall_clock};
@@ -299,21 +298,14 @@ impl Proxied {
 
     /// Render and upload one shot; every failure becomes its outcome.
     fn store(&mut self, shot: &Shot) -> Outcome {
-        let rendered = match shot.codec {
-            VideoCodec::Avc => render::render(
-                &shot.config,
-                &shot.access_unit,
-                shot.shortside_px,
-                shot.jpeg_quality,
-            ),
-            VideoCodec::Hevc => render_hevc::render(
-                &shot.config,
-                &shot.access_unit,
-                shot.shortside_px,
-                shot.jpeg_quality,
-            ),
-            other => Err(Failure::unsupported(format!("{other:?} is not decoded"))),
-        };
+        let rendered = shot::render(
+            shot.codec,
+            &shot.config,
+            &shot.access_unit,
+            shot.color.as_ref(),
+            shot.shortside_px,
+            shot.jpeg_quality,
+        );
         let picture = match rendered {
             Ok(picture) => picture,
             Err(failure) => return Outcome::Failed(failure),

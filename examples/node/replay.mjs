@@ -124,7 +124,9 @@ try {
     const shot = action.val;
     let outcome;
     try {
-      const picture = render.render(shot.codec, shot.config, shot.accessUnit, shot.shortsidePx, shot.jpegQuality);
+      // shot.color: the stream's colorInfo (Enhanced RTMP Metadata), used where the VUI is silent.
+      const { picture } = render.renderShotWithColor(
+        shot.codec, shot.config, shot.accessUnit, shot.color, shot.shortsidePx, shot.jpegQuality, undefined);
       const path = join(opt.out, opt.bucket, ...shot.key.split('/'));
       mkdirSync(dirname(path), { recursive: true });
       writeFileSync(path, picture.jpeg);

@@ -6,7 +6,7 @@ use crate::avc::{AvcConfig, FrameKind};
 use crate::callback::{Callback, CallbackContext};
 use crate::clock::SessionClock;
 use crate::error::{ErrorCode, Failure};
-use crate::flv::{self, VideoCodec, VideoTag};
+use crate::flv::{self, ColorConfig, VideoCodec, VideoTag};
 use crate::hevc::{self, HevcConfig};
 use crate::index::{Entry, EventJson, IndexContext, IndexLog, Skip};
 use crate::naming::{KeyMode, Name, SessionNames};
@@ -76,6 +76,9 @@ pub struct Shot {
     pub shortside_px: Option<u32>,
     /// Render: JPEG quality 1..=100.
     pub jpeg_quality: u8,
+    /// Render: the colour description of the stream's newest `colorInfo` Metadata packet, if
+    /// it sent one (fills in what the SPS VUI leaves unspecified).
+    pub color: Option<ColorConfig>,
 }
 
 /// What the host does after a tag.
@@ -185,6 +188,8 @@ pub struct Iframe {
     pub config: Vec<u8>,
     /// The frame, AVCC framed.
     pub access_unit: Vec<u8>,
+    /// The stream's `colorInfo` in force (see [`Shot::color`]).
+    pub color: Option<ColorConfig>,
 }
 
 /// The decoder configuration in force: the last valid sequence header's.
@@ -269,6 +274,8 @@ pub struct Session {
     /// I-frames seen while keeping.
     iframes_seen: u64,
     last_iframe: Option<Iframe>,
+    /// The newest `colorInfo` Metadata packet's colour description.
+    color: Option<ColorConfig>,
 }
 
 impl Session {
@@ -326,6 +333,7 @@ impl Session {
             keep_iframes: false,
             iframes_seen: 0,
             last_iframe: None,
+            color: None,
         })
     }
 
@@ -411,7 +419,13 @@ impl Session {
                 }
                 Ok(self.attempt(clock_ms, pts_ms, codec, record, data, refusal))
             }
-            VideoTag::EndOfSequence | VideoTag::Command | VideoTag::Metadata => Ok(Action::None),
+            VideoTag::Metadata { color: Some(color) } => {
+                self.color = Some(color);
+                Ok(Action::None)
+            }
+            VideoTag::EndOfSequence | VideoTag::Command | VideoTag::Metadata { color: None } => {
+                Ok(Action::None)
+            }
         }
     }
 
@@ -609,6 +623,7 @@ impl Session {
             codec,
             config,
             access_unit: au.to_vec(),
+            color: self.color,
         });
     }
 
@@ -684,6 +699,7 @@ impl Session {
                 .settings
                 .quality
                 .map_or(DEFAULT_JPEG_QUALITY, |q| q.saturating_mul(10)),
+            color: self.color,
         })
     }
 

@@ -6,7 +6,7 @@ use crate::capture::{
     Verdict,
 };
 use crate::error::{ErrorCode, Failure};
-use crate::flv::VideoCodec;
+use crate::flv::{ColorConfig, VideoCodec};
 use crate::naming::KeyMode;
 use crate::render::{self, Matrix};
 use crate::render_hevc;
@@ -142,6 +142,7 @@ impl wit_capture::GuestSession for SessionResource {
                 access_unit: shot.access_unit,
                 shortside_px: shot.shortside_px,
                 jpeg_quality: shot.jpeg_quality,
+                color: shot.color.map(wit_color),
             }),
         })
     }
@@ -233,7 +234,26 @@ impl wit_capture::GuestSession for SessionResource {
             codec: wit_codec(frame.codec),
             config: frame.config.clone(),
             access_unit: frame.access_unit.clone(),
+            color: frame.color.map(wit_color),
         })
+    }
+}
+
+fn wit_color(c: ColorConfig) -> wit_types::ColorConfig {
+    wit_types::ColorConfig {
+        bit_depth: c.bit_depth,
+        color_primaries: c.color_primaries,
+        transfer_characteristics: c.transfer_characteristics,
+        matrix_coefficients: c.matrix_coefficients,
+    }
+}
+
+fn guest_color(c: wit_types::ColorConfig) -> ColorConfig {
+    ColorConfig {
+        bit_depth: c.bit_depth,
+        color_primaries: c.color_primaries,
+        transfer_characteristics: c.transfer_characteristics,
+        matrix_coefficients: c.matrix_coefficients,
     }
 }
 
@@ -278,14 +298,14 @@ impl wit_render::Guest for Component {
         shortside_px: Option<u32>,
         jpeg_quality: u8,
     ) -> Result<wit_render::Picture, wit_types::Failure> {
-        let picture = match codec {
-            wit_types::Codec::Avc => {
-                render::render(&config, &access_unit, shortside_px, jpeg_quality)?
-            }
-            wit_types::Codec::Hevc => {
-                render_hevc::render(&config, &access_unit, shortside_px, jpeg_quality)?
-            }
-        };
+        let picture = crate::shot::render(
+            guest_codec(codec),
+            &config,
+            &access_unit,
+            None,
+            shortside_px,
+            jpeg_quality,
+        )?;
         Ok(wit_render::Picture {
             jpeg: picture.jpeg,
             width_px: picture.width,
@@ -301,10 +321,32 @@ impl wit_render::Guest for Component {
         jpeg_quality: u8,
         tile_width_px: Option<u32>,
     ) -> Result<wit_render::Rendered, wit_types::Failure> {
+        Self::render_shot_with_color(
+            codec,
+            config,
+            access_unit,
+            None,
+            shortside_px,
+            jpeg_quality,
+            tile_width_px,
+        )
+    }
+
+    fn render_shot_with_color(
+        codec: wit_types::Codec,
+        config: Vec<u8>,
+        access_unit: Vec<u8>,
+        color: Option<wit_types::ColorConfig>,
+        shortside_px: Option<u32>,
+        jpeg_quality: u8,
+        tile_width_px: Option<u32>,
+    ) -> Result<wit_render::Rendered, wit_types::Failure> {
+        let color = color.map(guest_color);
         let r = crate::shot::render_shot(
             guest_codec(codec),
             &config,
             &access_unit,
+            color.as_ref(),
             shortside_px,
             jpeg_quality,
             tile_width_px,
@@ -362,8 +404,19 @@ impl wit_render::Guest for Component {
         config: Vec<u8>,
         access_unit: Vec<u8>,
     ) -> Result<wit_render::Frame, wit_types::Failure> {
+        Self::decode_with_color(codec, config, access_unit, None)
+    }
+
+    fn decode_with_color(
+        codec: wit_types::Codec,
+        config: Vec<u8>,
+        access_unit: Vec<u8>,
+        color: Option<wit_types::ColorConfig>,
+    ) -> Result<wit_render::Frame, wit_types::Failure> {
+        let color = color.map(guest_color);
         if codec == wit_types::Codec::Hevc {
-            let frame = render_hevc::decode(&config, &access_unit)?;
+            let frame =
+                render_hevc::decode(&config, &access_unit)?.with_stream_color(color.as_ref());
             return Ok(wit_render::Frame {
                 width_px: frame.width,
                 height_px: frame.height,
@@ -380,7 +433,7 @@ impl wit_render::Guest for Component {
                 },
             });
         }
-        let frame = render::decode(&config, &access_unit)?;
+        let frame = render::decode_with_color(&config, &access_unit, color.as_ref())?;
         Ok(wit_render::Frame {
             width_px: frame.width,
             height_px: frame.height,

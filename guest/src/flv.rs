@@ -1,6 +1,7 @@
 //! FLV tag bodies (Adobe FLV spec v10.1, §E.4.2–E.4.3): the audio/video/script tag types and the
 //! video tag header with its AVC packet. Only bodies: the host frames tags out of the container.
 
+use crate::amf;
 use crate::error::Failure;
 
 /// FLV tag type of audio data.
@@ -85,9 +86,73 @@ pub enum VideoTag<'a> {
     EndOfSequence,
     /// FrameType 5: a video info/command frame with no picture.
     Command,
-    /// Enhanced RTMP Metadata (an AMF `colorInfo` object) or MPEG2TSSequenceStart: nothing to
-    /// capture; colour is read from the SPS VUI.
-    Metadata,
+    /// Enhanced RTMP Metadata or MPEG2TSSequenceStart: nothing to capture. A `colorInfo`
+    /// Metadata packet carries the stream's colour description, used where the SPS VUI is
+    /// silent; other names (and MPEG2TSSequenceStart) carry none.
+    Metadata {
+        /// The `colorInfo.colorConfig` of a `colorInfo` packet.
+        color: Option<ColorConfig>,
+    },
+}
+
+/// The colour description of an Enhanced RTMP `Metadata` packet (`colorInfo.colorConfig`):
+/// ITU-T H.273 code points (1 BT.709, 2 unspecified, 9 BT.2020, 16 PQ, 18 HLG, …). A member
+/// that is absent or not an integer in 0..=255 is `None`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ColorConfig {
+    /// `bitDepth`.
+    pub bit_depth: Option<u8>,
+    /// `colorPrimaries`.
+    pub color_primaries: Option<u8>,
+    /// `transferCharacteristics`.
+    pub transfer_characteristics: Option<u8>,
+    /// `matrixCoefficients`.
+    pub matrix_coefficients: Option<u8>,
+}
+
+/// H.273's "unspecified" code point, for primaries, transfer and matrix alike.
+pub const UNSPECIFIED: u8 = 2;
+
+impl ColorConfig {
+    /// `vui`, or where the VUI leaves a value unspecified, this description's.
+    pub fn fill(vui: u8, stream: Option<u8>) -> u8 {
+        match stream {
+            Some(code) if vui == UNSPECIFIED => code,
+            _ => vui,
+        }
+    }
+}
+
+/// Parse an Enhanced RTMP `Metadata` payload: AMF0 name, then its value. `colorInfo` gives its
+/// `colorConfig`; any other name gives `None` (nothing livesnap uses). A malformed `colorInfo`
+/// is an error naming the fault.
+pub fn parse_metadata(payload: &[u8]) -> Result<Option<ColorConfig>, Failure> {
+    let mut r = amf::Reader::new(payload);
+    let name = r
+        .value()
+        .map_err(|e| Failure::decode(format!("enhanced rtmp metadata name: {}", e.message)))?;
+    if name != amf::Value::String("colorInfo".into()) {
+        return Ok(None);
+    }
+    let info = r
+        .value()
+        .map_err(|e| Failure::decode(format!("enhanced rtmp colorInfo: {}", e.message)))?;
+    let Some(config) = info.get("colorConfig") else {
+        return Ok(Some(ColorConfig::default()));
+    };
+    let code = |name: &str| {
+        config
+            .get(name)
+            .and_then(amf::Value::number)
+            .filter(|n| n.fract() == 0.0 && (0.0..=255.0).contains(n))
+            .map(|n| n as u8)
+    };
+    Ok(Some(ColorConfig {
+        bit_depth: code("bitDepth"),
+        color_primaries: code("colorPrimaries"),
+        transfer_characteristics: code("transferCharacteristics"),
+        matrix_coefficients: code("matrixCoefficients"),
+    }))
 }
 
 /// SI24 composition time, sign-extended from 24 bits.
@@ -223,7 +288,10 @@ fn parse_enhanced(body: &[u8], first: u8) -> Result<VideoTag<'_>, Failure> {
             data: payload,
         }),
         packet_type::SEQUENCE_END => Ok(VideoTag::EndOfSequence),
-        packet_type::METADATA | packet_type::MPEG2TS_SEQUENCE_START => Ok(VideoTag::Metadata),
+        packet_type::METADATA => Ok(VideoTag::Metadata {
+            color: parse_metadata(payload)?,
+        }),
+        packet_type::MPEG2TS_SEQUENCE_START => Ok(VideoTag::Metadata { color: None }),
         other => Err(Failure::decode(format!(
             "enhanced rtmp video packet type {other} is reserved"
         ))),
@@ -266,6 +334,80 @@ mod tests {
             parse_video(&[0x17, 2, 0, 0, 0]).unwrap(),
             VideoTag::EndOfSequence
         );
+    }
+
+    #[test]
+    fn color_info_metadata_packet() {
+        // What ffmpeg 9 writes for hevc_hdr10.flv (BT.2020, PQ): name, then
+        // {colorConfig: {transferCharacteristics, matrixCoefficients, colorPrimaries}}.
+        let ffmpeg = hex(
+            "d468766331020009636f6c6f72496e666f03000b636f6c6f72436f6e666967030017\
+            7472616e7366657243686172616374657269737469637300403000000000000000126d6174726978\
+            436f656666696369656e7473004022000000000000000e636f6c6f725072696d617269657300402200\
+            0000000000000009000009",
+        );
+        let hdr10 = ColorConfig {
+            bit_depth: None,
+            color_primaries: Some(9),
+            transfer_characteristics: Some(16),
+            matrix_coefficients: Some(9),
+        };
+        assert_eq!(
+            parse_video(&ffmpeg).unwrap(),
+            VideoTag::Metadata { color: Some(hdr10) }
+        );
+        // bitDepth read; out-of-range, fractional and non-number members are unknown; other
+        // members and a missing colorConfig are fine.
+        use crate::amf::tests::{number, object, string};
+        let mut body = b"\x94hvc1".to_vec();
+        body.extend(string("colorInfo"));
+        body.extend(object(&[
+            ("hdrCll", object(&[("maxFall", number(400.0))])),
+            (
+                "colorConfig",
+                object(&[
+                    ("bitDepth", number(10.0)),
+                    ("colorPrimaries", number(256.0)),
+                    ("transferCharacteristics", number(18.5)),
+                    ("matrixCoefficients", string("9")),
+                ]),
+            ),
+        ]));
+        let expected = ColorConfig {
+            bit_depth: Some(10),
+            ..ColorConfig::default()
+        };
+        assert_eq!(
+            parse_video(&body).unwrap(),
+            VideoTag::Metadata {
+                color: Some(expected)
+            }
+        );
+        let mut other = b"\x94hvc1".to_vec();
+        other.extend(string("somethingElse"));
+        other.push(0x05);
+        assert_eq!(
+            parse_video(&other).unwrap(),
+            VideoTag::Metadata { color: None }
+        );
+        // Every cut of ffmpeg's packet is an error or no colour, never a panic.
+        for cut in 5..ffmpeg.len() {
+            match parse_video(&ffmpeg[..cut]) {
+                Err(e) => assert!(e.message.starts_with("enhanced rtmp"), "{}", e.message),
+                Ok(tag) => panic!("cut at {cut} parsed as {tag:?}"),
+            }
+        }
+        assert_eq!(ColorConfig::fill(2, Some(16)), 16);
+        assert_eq!(ColorConfig::fill(1, Some(16)), 1);
+        assert_eq!(ColorConfig::fill(2, None), 2);
+    }
+
+    fn hex(s: &str) -> Vec<u8> {
+        let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
     }
 
     #[test]
@@ -332,7 +474,10 @@ mod tests {
             }
         );
         assert_eq!(parse_video(b"\x92avc1").unwrap(), VideoTag::EndOfSequence);
-        assert_eq!(parse_video(b"\xd4hvc1\x02").unwrap(), VideoTag::Metadata);
+        assert_eq!(
+            parse_video(b"\x95hvc1").unwrap(),
+            VideoTag::Metadata { color: None }
+        );
         assert_eq!(
             parse_video(&[0x1c, 1, 0, 0, 40, 5]).unwrap(),
             VideoTag::Nalu {

@@ -7,6 +7,7 @@
 //! tested natively; other crates (the edge proxy) use it as a plain library.
 #![deny(unsafe_code)]
 
+pub mod amf;
 pub mod analysis;
 pub mod avc;
 pub mod callback;

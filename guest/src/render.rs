@@ -18,6 +18,7 @@ use rust_h264::nal::{self, NalUnit, NalUnitType, SpsInfo};
 use crate::avc::{self, AvcConfig, NalIter};
 pub use crate::color::Matrix;
 use crate::error::Failure;
+use crate::flv::ColorConfig;
 use crate::{color, encode, scale};
 
 /// Largest picture side the renderer decodes: the same limit capture applies (DESIGN.md,
@@ -109,6 +110,17 @@ pub struct Picture {
 ///   `check_intra`); the decoder fails or produces no picture; or part of the picture was never
 ///   decoded (a slice missing, or cut short: see `pad_cabac_slice` and `find_undecoded_block`).
 pub fn decode(config: &[u8], access_unit: &[u8]) -> Result<Yuv420, Failure> {
+    decode_with_color(config, access_unit, None)
+}
+
+/// [`decode`], with the stream's out-of-band colour description (an Enhanced RTMP `colorInfo`
+/// Metadata packet): its matrix is used when the SPS VUI leaves `matrix_coefficients`
+/// unspecified. (H.264 pictures are not tone-mapped: 8-bit is all livesnap decodes of H.264.)
+pub fn decode_with_color(
+    config: &[u8],
+    access_unit: &[u8],
+    color: Option<&ColorConfig>,
+) -> Result<Yuv420, Failure> {
     let record = nal::parse_avcc_config(config).map_err(|e| {
         Failure::decode(format!(
             "avc decoder configuration record of {} bytes is malformed: {e}",
@@ -156,7 +168,8 @@ pub fn decode(config: &[u8], access_unit: &[u8]) -> Result<Yuv420, Failure> {
         .and_then(|pps| sps_by_id.get(&pps.sps_id))
         .or_else(|| sps_by_id.values().next())
         .ok_or_else(|| Failure::decode("no parseable sps in the configuration record"))?;
-    let (full_range, matrix) = (active.full_range, Matrix::from_vui(active.matrix));
+    let matrix = ColorConfig::fill(active.matrix, color.and_then(|c| c.matrix_coefficients));
+    let (full_range, matrix) = (active.full_range, Matrix::from_vui(matrix));
 
     if let Some(ours) = decode_intra(config, access_unit, record.length_size) {
         let frame = ours?;

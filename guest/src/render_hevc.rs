@@ -12,6 +12,7 @@ use rust_h265::{DecodeError, DecodeLimits, Decoder};
 use crate::avc::{MAX_PIXELS, NalIter};
 use crate::color::{self, Matrix};
 use crate::error::Failure;
+use crate::flv::ColorConfig;
 use crate::hevc::{self, ColourInfo, FrameKind, ParamSets, SliceType, nal_type};
 use crate::render::{Picture, Yuv420};
 use crate::tonemap::{self, Transfer};
@@ -53,7 +54,22 @@ impl HevcFrame {
         }
     }
 
-    /// The transfer function the VUI declares.
+    /// The picture with the stream's out-of-band colour description (an Enhanced RTMP
+    /// `colorInfo` Metadata packet) filled in where the SPS VUI leaves colour primaries,
+    /// transfer characteristics or matrix coefficients unspecified (code 2, or no VUI). What
+    /// the VUI specifies is kept: the bitstream is the authority on its own pictures.
+    pub fn with_stream_color(mut self, color: Option<&ColorConfig>) -> HevcFrame {
+        if let Some(c) = color {
+            let vui = &mut self.colour;
+            vui.colour_primaries = ColorConfig::fill(vui.colour_primaries, c.color_primaries);
+            vui.transfer = ColorConfig::fill(vui.transfer, c.transfer_characteristics);
+            vui.matrix = ColorConfig::fill(vui.matrix, c.matrix_coefficients);
+        }
+        self
+    }
+
+    /// The transfer function the VUI declares (or the stream's colour description, after
+    /// [`HevcFrame::with_stream_color`]).
     pub fn transfer(&self) -> Transfer {
         Transfer::from_vui(self.colour.transfer)
     }
@@ -281,7 +297,20 @@ pub fn render(
     shortside: Option<u32>,
     jpeg_quality: u8,
 ) -> Result<Picture, Failure> {
-    let picture = decode(config, access_unit)?.to_yuv420();
+    render_with_color(config, access_unit, None, shortside, jpeg_quality)
+}
+
+/// [`render`] with the stream's colour description (see [`HevcFrame::with_stream_color`]).
+pub fn render_with_color(
+    config: &[u8],
+    access_unit: &[u8],
+    color: Option<&ColorConfig>,
+    shortside: Option<u32>,
+    jpeg_quality: u8,
+) -> Result<Picture, Failure> {
+    let picture = decode(config, access_unit)?
+        .with_stream_color(color)
+        .to_yuv420();
     let (width, height) = scale::target_size(picture.width, picture.height, shortside);
     let mut picture = scale::scale(picture, width, height)?;
     color::to_jfif(&mut picture)?;
@@ -309,6 +338,48 @@ mod tests {
             colour: ColourInfo::default(),
             profile: "main 10",
         }
+    }
+
+    #[test]
+    fn stream_colour_fills_only_what_the_vui_leaves_unspecified() {
+        let pq = ColorConfig {
+            bit_depth: Some(10),
+            color_primaries: Some(9),
+            transfer_characteristics: Some(16),
+            matrix_coefficients: Some(9),
+        };
+        // Silent VUI (all 2): everything from the metadata.
+        let silent = frame(10, &[512; 4]).with_stream_color(Some(&pq));
+        assert_eq!(
+            (
+                silent.colour.colour_primaries,
+                silent.colour.transfer,
+                silent.colour.matrix
+            ),
+            (9, 16, 9)
+        );
+        assert_eq!(silent.transfer(), Transfer::Pq);
+        // A VUI that says BT.709 SDR keeps saying it; value by value.
+        let mut coded = frame(10, &[512; 4]);
+        coded.colour.transfer = 1;
+        coded.colour.matrix = 1;
+        let kept = coded.with_stream_color(Some(&pq));
+        assert_eq!(
+            (
+                kept.colour.colour_primaries,
+                kept.colour.transfer,
+                kept.colour.matrix
+            ),
+            (9, 1, 1)
+        );
+        assert_eq!(kept.transfer(), Transfer::Sdr);
+        // No metadata, or metadata without values: the VUI's defaults.
+        let none = frame(10, &[512; 4]).with_stream_color(None);
+        assert_eq!(none.colour, ColourInfo::default());
+        let empty = frame(10, &[512; 4]).with_stream_color(Some(&ColorConfig::default()));
+        assert_eq!(empty.colour, ColourInfo::default());
+        // The fill changes the picture: tone-mapped vs narrowed as coded.
+        assert_ne!(silent.to_yuv420().y, frame(10, &[512; 4]).to_yuv420().y);
     }
 
     #[test]

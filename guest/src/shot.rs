@@ -4,7 +4,7 @@
 
 use crate::analysis::{self, Analysis};
 use crate::error::Failure;
-use crate::flv::VideoCodec;
+use crate::flv::{ColorConfig, VideoCodec};
 use crate::render::{self, Picture, Yuv420};
 use crate::storyboard::{self, PlacedTile};
 use crate::{color, encode, render_hevc, scale};
@@ -22,19 +22,48 @@ pub struct Rendered {
 
 /// Decode `access_unit` of `codec` with `config` into an 8-bit SDR 4:2:0 picture (HEVC 10-bit
 /// rounded, PQ/HLG tone-mapped): the one decode path of every render.
+///
+/// `color`, the stream's out-of-band colour description (Enhanced RTMP `colorInfo`), fills in
+/// what the SPS VUI leaves unspecified: matrix for H.264; primaries, transfer and matrix for
+/// HEVC (so a PQ or HLG stream whose VUI is silent is still tone-mapped).
 pub fn decode_8bit(
     codec: VideoCodec,
     config: &[u8],
     access_unit: &[u8],
+    color: Option<&ColorConfig>,
 ) -> Result<Yuv420, Failure> {
     match codec {
-        VideoCodec::Avc => render::decode(config, access_unit),
-        VideoCodec::Hevc => Ok(render_hevc::decode(config, access_unit)?.to_yuv420()),
+        VideoCodec::Avc => render::decode_with_color(config, access_unit, color),
+        VideoCodec::Hevc => Ok(render_hevc::decode(config, access_unit)?
+            .with_stream_color(color)
+            .to_yuv420()),
         other => Err(Failure::unsupported(format!(
             "{} video cannot be rendered",
             other.name()
         ))),
     }
+}
+
+/// Decode (see [`decode_8bit`]), scale by the `shortside` rule, convert to JFIF colour and encode
+/// a baseline 4:2:0 JPEG at `jpeg_quality`: the WIT `render` of either codec.
+pub fn render(
+    codec: VideoCodec,
+    config: &[u8],
+    access_unit: &[u8],
+    color: Option<&ColorConfig>,
+    shortside: Option<u32>,
+    jpeg_quality: u8,
+) -> Result<Picture, Failure> {
+    let decoded = decode_8bit(codec, config, access_unit, color)?;
+    let (width, height) = scale::target_size(decoded.width, decoded.height, shortside);
+    let mut picture = scale::scale(decoded, width, height)?;
+    color::to_jfif(&mut picture)?;
+    let jpeg = encode::encode_jfif(&picture, jpeg_quality)?;
+    Ok(Picture {
+        jpeg,
+        width,
+        height,
+    })
 }
 
 /// Render `access_unit` as `render` does (scale to `shortside`, JFIF colour, JPEG at
@@ -43,11 +72,12 @@ pub fn render_shot(
     codec: VideoCodec,
     config: &[u8],
     access_unit: &[u8],
+    color: Option<&ColorConfig>,
     shortside: Option<u32>,
     jpeg_quality: u8,
     tile_width: Option<u32>,
 ) -> Result<Rendered, Failure> {
-    let decoded = decode_8bit(codec, config, access_unit)?;
+    let decoded = decode_8bit(codec, config, access_unit, color)?;
     let analysis = analysis::analyse(&decoded);
     let (width, height) = scale::target_size(decoded.width, decoded.height, shortside);
     let mut picture = scale::scale(decoded, width, height)?;

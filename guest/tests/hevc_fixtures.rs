@@ -110,6 +110,7 @@ fn hevc_fixtures_decode_bit_exactly_like_ffmpeg() {
         "hevc_odd_size",
         "hevc_res_change",
         "hevc_hdr10",
+        "hevc_hdr10_meta",
         "hevc_legacy12",
         "hevc_1080p",
     ] {
@@ -134,4 +135,81 @@ fn damaged_hevc_keyframe_fails_and_rext_is_refused_by_name() {
             .all(|f| f.starts_with("UnsupportedStream") && f.contains("4:4:4")),
         "{failures:?}"
     );
+}
+
+/// The colorInfo Metadata packet of `hevc_hdr10_meta` (its VUI is silent) reaches every shot and
+/// kept I-frame; a later packet replaces it; a packet of another name leaves it.
+#[test]
+fn color_info_metadata_reaches_shots_and_a_later_packet_replaces_it() {
+    use livesnap_guest::capture::{Action, Session, SessionInfo, Settings};
+    use livesnap_guest::flv::ColorConfig;
+    use livesnap_guest::naming::KeyMode;
+    let data = std::fs::read(fixtures().join("hevc_hdr10_meta.flv")).unwrap();
+    let info = SessionInfo {
+        app: "live".into(),
+        stream: "hdr".into(),
+        push_start_ms: 1_700_000_000_000,
+        session_id: 7,
+    };
+    let settings = Settings {
+        interval_s: 1,
+        mode: KeyMode::Sequence,
+        shortside_px: None,
+        quality: None,
+        bucket: "b".into(),
+        uniqname: "u".into(),
+        alterurl: None,
+    };
+    let mut session = Session::new(info, settings).unwrap();
+    session.keep_last_iframe(true);
+    let pq = ColorConfig {
+        bit_depth: None,
+        color_primaries: Some(9),
+        transfer_characteristics: Some(16),
+        matrix_coefficients: Some(9),
+    };
+    let hlg = ColorConfig {
+        transfer_characteristics: Some(18),
+        ..pq
+    };
+    // An HLG colorInfo packet, laid out as ffmpeg's muxer writes it, sent after 3 s.
+    let mut hlg_packet = b"\xd4hvc1\x02\x00\x09colorInfo\x03\x00\x0bcolorConfig\x03".to_vec();
+    for (name, value) in [
+        ("transferCharacteristics", 18.0f64),
+        ("matrixCoefficients", 9.0),
+        ("colorPrimaries", 9.0),
+    ] {
+        hlg_packet.extend((name.len() as u16).to_be_bytes());
+        hlg_packet.extend(name.as_bytes());
+        hlg_packet.push(0);
+        hlg_packet.extend(value.to_be_bytes());
+    }
+    hlg_packet.extend([0, 0, 9, 0, 0, 9]);
+    let other = b"\xd4hvc1\x02\x00\x05other\x05".to_vec();
+    let mut colors = Vec::new();
+    let mut sent_hlg = false;
+    let tags = livesnap_guest::demux::FlvPushParser::new(1 << 24)
+        .push(&data)
+        .unwrap();
+    for tag in tags {
+        if tag.tag_type == 9 && tag.timestamp_ms >= 3000 && !sent_hlg {
+            assert!(matches!(
+                session.push_tag(9, tag.timestamp_ms, &other),
+                Ok(Action::None)
+            ));
+            assert!(matches!(
+                session.push_tag(9, tag.timestamp_ms, &hlg_packet),
+                Ok(Action::None)
+            ));
+            sent_hlg = true;
+        }
+        if let Ok(Action::Capture(shot)) =
+            session.push_tag(tag.tag_type, tag.timestamp_ms, &tag.body)
+        {
+            assert_eq!(session.last_iframe().unwrap().color, shot.color);
+            colors.push(shot.color);
+        }
+    }
+    // I-frames at 0, 2 and 4 s: the HLG packet came before the third.
+    assert_eq!(colors, [Some(pq), Some(pq), Some(hlg)]);
 }

@@ -5,7 +5,9 @@
 //! each picture as raw planar YUV (yuv420p, or yuv420p10le for 10-bit).
 
 use crate::ingest::flv::{DEFAULT_MAX_TAG_BYTES, FlvReader};
-use crate::runtime::{Action, Codec, KeyMode, Outcome, Runtime, SessionInfo, Settings};
+use crate::runtime::{
+    Action, Codec, Frame, KeyMode, Matrix, Outcome, Runtime, SessionInfo, Settings, Transfer,
+};
 use anyhow::Context;
 use md5::{Digest, Md5};
 use std::io::Write;
@@ -79,6 +81,23 @@ fn slice_count(codec: Codec, access_unit: &[u8], length_size: usize) -> usize {
     count
 }
 
+/// How the render reads the picture's colour: matrix, transfer (PQ/HLG are tone-mapped) and
+/// range, after the stream's `colorInfo` filled in what the VUI leaves unspecified.
+fn colour(f: &Frame) -> String {
+    let matrix = match f.matrix {
+        Matrix::Bt601 => "bt601",
+        Matrix::Bt709 => "bt709",
+        Matrix::Bt2020 => "bt2020",
+    };
+    let transfer = match f.transfer {
+        Transfer::Sdr => "sdr",
+        Transfer::Pq => "pq",
+        Transfer::Hlg => "hlg",
+    };
+    let range = if f.full_range { "full" } else { "limited" };
+    format!("{matrix}/{transfer}/{range}")
+}
+
 fn plane_md5(bytes: &[u8]) -> String {
     hex::encode(Md5::digest(bytes))
 }
@@ -114,7 +133,7 @@ pub fn probe(input: &Path, yuv_dir: Option<&Path>, out: &mut dyn Write) -> anyho
     }
     writeln!(
         out,
-        "clock_ms\tpts_ms\tcodec\tsize\tbit_depth\tslices\tdecode_ms\tmd5_y\tmd5_u\tmd5_v"
+        "clock_ms\tpts_ms\tcodec\tsize\tbit_depth\tcolour\tslices\tdecode_ms\tmd5_y\tmd5_u\tmd5_v"
     )?;
     while let Some(tag) = reader.next_tag().context("reading the file")? {
         let shot = match capture.push_tag(tag.tag_type, tag.timestamp_ms, &tag.body)? {
@@ -133,18 +152,25 @@ pub fn probe(input: &Path, yuv_dir: Option<&Path>, out: &mut dyn Write) -> anyho
         let (codec, length_size) = describe(shot.codec, &shot.config);
         let slices = slice_count(shot.codec, &shot.access_unit, length_size);
         let started = Instant::now();
-        let decoded = renderer.decode(&runtime, shot.codec, &shot.config, &shot.access_unit)?;
+        let decoded = renderer.decode(
+            &runtime,
+            shot.codec,
+            &shot.config,
+            &shot.access_unit,
+            shot.color,
+        )?;
         let decode_ms = started.elapsed().as_secs_f64() * 1000.0;
         let outcome = match decoded {
             Ok(f) => {
                 writeln!(
                     out,
-                    "{}\t{}\t{codec}\t{}x{}\t{}\t{slices}\t{decode_ms:.1}\t{}\t{}\t{}",
+                    "{}\t{}\t{codec}\t{}x{}\t{}\t{}\t{slices}\t{decode_ms:.1}\t{}\t{}\t{}",
                     shot.clock_ms,
                     shot.pts_ms,
                     f.width_px,
                     f.height_px,
                     f.bit_depth,
+                    colour(&f),
                     plane_md5(&f.y),
                     plane_md5(&f.u),
                     plane_md5(&f.v)
@@ -155,9 +181,11 @@ pub fn probe(input: &Path, yuv_dir: Option<&Path>, out: &mut dyn Write) -> anyho
                     } else {
                         "yuv420p"
                     };
+                    // The session clock is unique per capture; a pts may repeat (an encoder
+                    // restart sends timestamps back).
                     let path = dir.join(format!(
-                        "{}-{}x{}.{ext}",
-                        shot.pts_ms, f.width_px, f.height_px
+                        "{}-{}-{}x{}.{ext}",
+                        shot.clock_ms, shot.pts_ms, f.width_px, f.height_px
                     ));
                     std::fs::write(&path, [f.y.as_slice(), &f.u, &f.v].concat())
                         .with_context(|| format!("cannot write {}", path.display()))?;
@@ -167,7 +195,7 @@ pub fn probe(input: &Path, yuv_dir: Option<&Path>, out: &mut dyn Write) -> anyho
             Err(failure) => {
                 writeln!(
                     out,
-                    "{}\t{}\t{codec}\t-\t-\t{slices}\t{decode_ms:.1}\t{}",
+                    "{}\t{}\t{codec}\t-\t-\t-\t{slices}\t{decode_ms:.1}\t{}",
                     shot.clock_ms,
                     shot.pts_ms,
                     failure.text()

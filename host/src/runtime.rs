@@ -34,7 +34,7 @@ pub use bindings::exports::livesnap::snap::capture::{
 pub use bindings::exports::livesnap::snap::render::{
     Frame, Matrix, Picture, PlacedTile, Rendered, Tile, Transfer,
 };
-pub use bindings::livesnap::snap::types::{Analysis, Codec, ErrorCode, Failure};
+pub use bindings::livesnap::snap::types::{Analysis, Codec, ColorConfig, ErrorCode, Failure};
 
 impl SessionOptions {
     /// Every optional feature off: what `session.create` gives.
@@ -476,12 +476,17 @@ pub struct RenderInstance {
 }
 
 impl RenderInstance {
-    /// Decode, scale and encode one shot.
+    /// Decode, scale and encode one shot (with the stream's colour description, if it sent
+    /// one: then through `render-shot-with-color`, whose picture is the same bytes `render`
+    /// would make with that description).
     pub fn render(
         &mut self,
         runtime: &Runtime,
         shot: &Shot,
     ) -> anyhow::Result<Result<Picture, Failure>> {
+        if shot.color.is_some() {
+            return Ok(self.render_shot(runtime, shot, None)?.map(|r| r.picture));
+        }
         self.call(runtime, |snapper, store| {
             snapper.livesnap_snap_render().call_render(
                 store,
@@ -503,11 +508,12 @@ impl RenderInstance {
         tile_width: Option<u32>,
     ) -> anyhow::Result<Result<Rendered, Failure>> {
         self.call(runtime, |snapper, store| {
-            snapper.livesnap_snap_render().call_render_shot(
+            snapper.livesnap_snap_render().call_render_shot_with_color(
                 store,
                 shot.codec,
                 &shot.config,
                 &shot.access_unit,
+                shot.color,
                 shot.shortside_px,
                 shot.jpeg_quality,
                 tile_width,
@@ -535,18 +541,24 @@ impl RenderInstance {
         })
     }
 
-    /// Decode only: the raw cropped picture.
+    /// Decode only: the raw cropped picture, its matrix and transfer as a render with `color`
+    /// (the shot's colour description) applies them.
     pub fn decode(
         &mut self,
         runtime: &Runtime,
         codec: Codec,
         config: &[u8],
         access_unit: &[u8],
+        color: Option<ColorConfig>,
     ) -> anyhow::Result<Result<Frame, Failure>> {
         self.call(runtime, |snapper, store| {
-            snapper
-                .livesnap_snap_render()
-                .call_decode(store, codec, config, access_unit)
+            snapper.livesnap_snap_render().call_decode_with_color(
+                store,
+                codec,
+                config,
+                access_unit,
+                color,
+            )
         })
     }
 

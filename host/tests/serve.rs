@@ -443,13 +443,41 @@ async fn hevc_rtmp_publish_from_ffmpeg9_gives_the_same_captures_as_replay() {
         receiver.len() >= expected.len() + 3
     })
     .await;
+    // HDR signalled only by the colorInfo Metadata packet (the VUI is silent): ffmpeg relays
+    // the packet, and the live pictures are tone-mapped exactly as replay's.
+    let hdr_file = fixture("hevc_hdr10_meta.flv");
+    let hdr = format!("rtmp://{}/live/hdrcam?key=key-live", server.rtmp);
+    assert!(publish9(&hdr_file, &hdr).await, "ffmpeg 9 publishes hevc");
+    wait_for("hdr callbacks", Duration::from_secs(30), || {
+        receiver.len() >= expected.len() + 3 + 3
+    })
+    .await;
     let unsupported = server
         .metric("livesnap_captures_total{code=\"UnsupportedStream\"} ")
         .await;
     server.shutdown().await;
-    let (hevc, av1): (Vec<Value>, Vec<Value>) = receiver
-        .bodies()
+    let hdr_dir = dir.join("hdr");
+    let hdr_expected = replay_callbacks(&hdr_dir, &hdr_file, 2);
+    assert_eq!(hdr_expected.len(), 3);
+    let jpegs = |root: &Path, stream: &str| -> Vec<Vec<u8>> {
+        let mut paths: Vec<_> = common::files_under(root)
+            .into_iter()
+            .filter(|p| p.to_string_lossy().contains(&format!("/{stream}/")))
+            .collect();
+        paths.sort();
+        paths.iter().map(|p| std::fs::read(p).unwrap()).collect()
+    };
+    let live = jpegs(&dir.join("objects"), "hdrcam");
+    assert_eq!(live.len(), 3);
+    assert_eq!(
+        live,
+        jpegs(&hdr_dir.join("replay-out"), "cam1"),
+        "live and replayed colorInfo pictures are the same bytes"
+    );
+    let bodies = receiver.bodies();
+    let (hevc, av1): (Vec<Value>, Vec<Value>) = bodies
         .into_iter()
+        .filter(|cb| cb["stream_name"] != "hdrcam")
         .partition(|cb| cb["stream_name"] == "cam1");
     assert_same_captures(&hevc, &expected);
     assert_eq!(av1.len(), 3, "{av1:#?}");
@@ -464,7 +492,7 @@ async fn hevc_rtmp_publish_from_ffmpeg9_gives_the_same_captures_as_replay() {
     for (headers, body) in receiver.got.lock().unwrap().iter() {
         verify_signature(headers, body, "s3cret-live");
     }
-    assert_eq!(files_under(&dir.join("objects")).len(), 5);
+    assert_eq!(files_under(&dir.join("objects")).len(), 5 + 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

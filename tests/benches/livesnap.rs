@@ -23,6 +23,9 @@ use livesnap_tests::{
     START_MS, fixture, fixture_names, keyframes, options, read_tags, replay_into_temp, runtime,
     session_info as info, settings,
 };
+#[path = "support/targets.rs"]
+mod targets;
+
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -59,7 +62,7 @@ fn main() {
         });
         let wasm_decode = per_item(&shots, 3, |s| {
             renderer
-                .decode(rt, s.codec, &s.config, &s.access_unit)
+                .decode(rt, s.codec, &s.config, &s.access_unit, s.color)
                 .unwrap()
                 .unwrap();
         });
@@ -107,7 +110,7 @@ fn main() {
         );
     }
 
-    decoders();
+    let (module, slice_ratio) = decoders();
     render_stages();
     jpeg_encoders();
 
@@ -243,6 +246,7 @@ fn main() {
             "  ffmpeg 9 not found: set LIVESNAP_FFMPEG9 (.ci/run does) for the HEVC reference figure"
         ),
     }
+    targets::print(module.as_ref(), slice_ratio);
 }
 
 /// Best of 3 wall times of `ffmpeg` decoding only keyframes, single-threaded, writing a JPEG each.
@@ -370,7 +374,7 @@ impl WasmDecoders {
 }
 
 /// Decode-only time per I-frame: ours vs rust_h264, native and wasm; the one-slice-per-MB ratio.
-fn decoders() {
+fn decoders() -> (Option<wasmtime::Module>, Option<f64>) {
     println!("\nH.264 I-frame decode only (ms per picture; ours = livesnap-h264)");
     let module = build_wasm_bench().map(|path| {
         let engine = wasmtime::Engine::default();
@@ -434,6 +438,8 @@ fn decoders() {
         ratio(2, 1, false),
         ratio(2, 1, true),
     );
+    let wasm_ratio = module.is_some().then(|| ratio(2, 0, true));
+    (module, wasm_ratio)
 }
 
 /// Native render of the first 1080p and 720p I-frames, each stage timed (best of 5 per stage).

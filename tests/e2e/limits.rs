@@ -167,7 +167,7 @@ fn refused_message(width_mbs: u32, height_mbs: u32) -> String {
     let au = &tag[5..];
     let mut renderer = runtime().renderer().unwrap();
     let failure = renderer
-        .decode(runtime(), livesnap::runtime::Codec::Avc, config, au)
+        .decode(runtime(), livesnap::runtime::Codec::Avc, config, au, None)
         .unwrap()
         .unwrap_err();
     assert_eq!(failure.code, ErrorCode::LimitExceeded, "{}", failure.text());

@@ -3,7 +3,7 @@
 //! independent floating-point conversion of that picture, and the component's JPEG bytes equal
 //! the native build's.
 
-use livesnap::runtime::{Action, Frame, Matrix, Outcome, Transfer};
+use livesnap::runtime::{Action, ColorConfig, Frame, Matrix, Outcome, Shot, Transfer};
 use livesnap_tests::{
     fixture_names, md5_hex, psnr, read_tags, ref_frames, runtime, session_info, settings,
 };
@@ -102,7 +102,7 @@ fn captured_iframes_decode_bit_exactly_like_ffmpeg_and_jpegs_are_faithful() {
                 _ => continue,
             };
             let frame = match renderer
-                .decode(rt, shot.codec, &shot.config, &shot.access_unit)
+                .decode(rt, shot.codec, &shot.config, &shot.access_unit, shot.color)
                 .unwrap()
             {
                 Ok(frame) => frame,
@@ -150,12 +150,14 @@ fn captured_iframes_decode_bit_exactly_like_ffmpeg_and_jpegs_are_faithful() {
             // The encoder is integer-only and its SIMD is the compiler's vectorisation of one
             // implementation, so the component (wasm simd128) and native builds agree byte for
             // byte.
-            let native = match shot.codec {
-                livesnap::runtime::Codec::Avc => livesnap_guest::render::render,
-                livesnap::runtime::Codec::Hevc => livesnap_guest::render_hevc::render,
-            }(
+            let native = livesnap_guest::shot::render(
+                match shot.codec {
+                    livesnap::runtime::Codec::Avc => livesnap_guest::flv::VideoCodec::Avc,
+                    livesnap::runtime::Codec::Hevc => livesnap_guest::flv::VideoCodec::Hevc,
+                },
                 &shot.config,
                 &shot.access_unit,
+                shot.color.map(guest_color).as_ref(),
                 shot.shortside_px,
                 shot.jpeg_quality,
             )
@@ -216,6 +218,15 @@ fn mean_luma(rgb: &[u8]) -> f64 {
         / n as f64
 }
 
+fn guest_color(c: ColorConfig) -> livesnap_guest::flv::ColorConfig {
+    livesnap_guest::flv::ColorConfig {
+        bit_depth: c.bit_depth,
+        color_primaries: c.color_primaries,
+        transfer_characteristics: c.transfer_characteristics,
+        matrix_coefficients: c.matrix_coefficients,
+    }
+}
+
 /// The HDR10 fixture is the SDR scene of `hevc_legacy12` (same generator, same size and time)
 /// placed in PQ/BT.2020 with reference white at 203 cd/m². Tone-mapped, its first thumbnail has
 /// about the SDR original's brightness and contrast; shown as coded (the naive conversion) it is
@@ -255,36 +266,81 @@ fn hdr10_is_tone_mapped_close_to_its_sdr_original() {
             / (rgb.len() / 3) as f64;
         (m, var.sqrt())
     };
-    let hdr = first_shot("hevc_hdr10");
     let sdr = first_shot("hevc_legacy12");
-    let (tone_mapped, _, _) = decode_jpeg_rgb(&renderer.render(rt, &hdr).unwrap().unwrap().jpeg);
     let (original, _, _) = decode_jpeg_rgb(&renderer.render(rt, &sdr).unwrap().unwrap().jpeg);
-    let frame = renderer
-        .decode(rt, hdr.codec, &hdr.config, &hdr.access_unit)
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        (frame.bit_depth, frame.transfer, frame.matrix),
-        (10, Transfer::Pq, Matrix::Bt2020)
-    );
-    let naive = reference_rgb(&frame);
-    let (m_tm, sd_tm) = stats(&tone_mapped);
     let (m_sdr, sd_sdr) = stats(&original);
-    let (m_naive, sd_naive) = stats(&naive);
-    eprintln!(
-        "mean/sd luma: tone-mapped {m_tm:.1}/{sd_tm:.1}, sdr original {m_sdr:.1}/{sd_sdr:.1}, \
-         naive {m_naive:.1}/{sd_naive:.1}"
-    );
-    assert!(
-        (m_tm - m_sdr).abs() < 0.1 * m_sdr,
-        "tone-mapped mean {m_tm:.1} vs sdr {m_sdr:.1}"
-    );
-    assert!(
-        (sd_tm - sd_sdr).abs() < 0.15 * sd_sdr,
-        "contrast {sd_tm:.1} vs {sd_sdr:.1}"
-    );
-    assert!(
-        (m_naive - m_sdr).abs() > 2.0 * (m_tm - m_sdr).abs(),
-        "naive {m_naive:.1} is as close"
-    );
+    // hevc_hdr10 says PQ/BT.2020 in its VUI (and in colorInfo); hevc_hdr10_meta's VUI is silent
+    // and only its colorInfo Metadata packet says so: both must be tone-mapped alike.
+    for name in ["hevc_hdr10", "hevc_hdr10_meta"] {
+        let hdr = first_shot(name);
+        let color = hdr.color.map(|c| {
+            (
+                c.bit_depth,
+                c.color_primaries,
+                c.transfer_characteristics,
+                c.matrix_coefficients,
+            )
+        });
+        assert_eq!(
+            color,
+            Some((None, Some(9), Some(16), Some(9))),
+            "{name}: the shot carries the stream's colorInfo"
+        );
+        let (tone_mapped, _, _) =
+            decode_jpeg_rgb(&renderer.render(rt, &hdr).unwrap().unwrap().jpeg);
+        let frame = renderer
+            .decode(rt, hdr.codec, &hdr.config, &hdr.access_unit, hdr.color)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (frame.bit_depth, frame.transfer, frame.matrix),
+            (10, Transfer::Pq, Matrix::Bt2020),
+            "{name}"
+        );
+        let vui_only = renderer
+            .decode(rt, hdr.codec, &hdr.config, &hdr.access_unit, None)
+            .unwrap()
+            .unwrap();
+        if name == "hevc_hdr10_meta" {
+            // Without the metadata the VUI's defaults apply: the picture would not be tone-mapped.
+            assert_eq!(
+                (vui_only.transfer, vui_only.matrix),
+                (Transfer::Sdr, Matrix::Bt601)
+            );
+            let without = Shot {
+                color: None,
+                ..hdr.clone()
+            };
+            let plain = renderer.render(rt, &without).unwrap().unwrap().jpeg;
+            assert_ne!(
+                plain,
+                renderer.render(rt, &hdr).unwrap().unwrap().jpeg,
+                "colorInfo changes the picture"
+            );
+        } else {
+            assert_eq!(
+                (vui_only.transfer, vui_only.matrix),
+                (frame.transfer, frame.matrix)
+            );
+        }
+        let naive = reference_rgb(&frame);
+        let (m_tm, sd_tm) = stats(&tone_mapped);
+        let (m_naive, sd_naive) = stats(&naive);
+        eprintln!(
+            "{name} mean/sd luma: tone-mapped {m_tm:.1}/{sd_tm:.1}, sdr original \
+             {m_sdr:.1}/{sd_sdr:.1}, naive {m_naive:.1}/{sd_naive:.1}"
+        );
+        assert!(
+            (m_tm - m_sdr).abs() < 0.1 * m_sdr,
+            "{name}: tone-mapped mean {m_tm:.1} vs sdr {m_sdr:.1}"
+        );
+        assert!(
+            (sd_tm - sd_sdr).abs() < 0.15 * sd_sdr,
+            "{name}: contrast {sd_tm:.1} vs {sd_sdr:.1}"
+        );
+        assert!(
+            (m_naive - m_sdr).abs() > 2.0 * (m_tm - m_sdr).abs(),
+            "{name}: naive {m_naive:.1} is as close"
+        );
+    }
 }

@@ -195,6 +195,7 @@ fixture_tests!(
     hevc_1080p,
     hevc_damaged_keyframe,
     hevc_hdr10,
+    hevc_hdr10_meta,
     hevc_irregular,
     hevc_legacy12,
     hevc_main10,

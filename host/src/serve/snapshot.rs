@@ -143,6 +143,7 @@ impl Snapshots {
                     access_unit: frame.access_unit,
                     shortside_px: shortside,
                     jpeg_quality: self.jpeg_quality,
+                    color: frame.color,
                 };
                 // A full queue is not remembered: the next request tries again.
                 let rx = ctx.pool.submit(shot).map_err(|f| match f.code {

@@ -7,6 +7,12 @@
 //! each a `u32` length and the NAL bytes, header byte first), then calls `decode(which,
 //! rounds)` (`which` 0 = ours, 1 = rust_h264) and times it. `decode` returns the number of
 //! pictures decoded, or `u32::MAX` if one failed.
+//!
+//! The render split: the host writes an AVCDecoderConfigurationRecord and one AVCC access unit
+//! (`u32` LE length + bytes, twice) into `input_buffer`, then calls `stage_decode`,
+//! `stage_scale(shortside)`, `stage_colour` and `stage_encode(quality)` in that order, timing
+//! each: the same functions, in the same order, as the component's render (`shot::render`),
+//! each stage's picture kept in the module for the next.
 
 use std::cell::RefCell;
 
@@ -138,4 +144,89 @@ pub fn decode_rust_h264(au: &[&[u8]]) -> bool {
         }
     }
     d.flush().is_some()
+}
+
+thread_local! {
+    static PICTURE: RefCell<Option<livesnap_guest::render::Yuv420>> = const { RefCell::new(None) };
+}
+
+/// Stage 1 of the render split: H.264 decode and crop of the input (record, access unit).
+/// Returns the width, or 0 on failure.
+#[expect(
+    unsafe_code,
+    reason = "an exported symbol needs no_mangle; no unsafe operation"
+)]
+#[unsafe(no_mangle)]
+pub extern "C" fn stage_decode() -> u32 {
+    let decoded = INPUT.with_borrow(|input| {
+        let mut pos = 0;
+        let mut field = || {
+            let len = read_u32(input, &mut pos)? as usize;
+            let out = input.get(pos..pos + len)?;
+            pos += len;
+            Some(out)
+        };
+        let (config, au) = (field()?, field()?);
+        livesnap_guest::render::decode(config, au).ok()
+    });
+    let width = decoded.as_ref().map_or(0, |p| p.width);
+    PICTURE.set(decoded);
+    width
+}
+
+/// Stage 2: shrink to `shortside` (0: keep the size). Returns the new width, 0 on failure.
+#[expect(
+    unsafe_code,
+    reason = "an exported symbol needs no_mangle; no unsafe operation"
+)]
+#[unsafe(no_mangle)]
+pub extern "C" fn stage_scale(shortside: u32) -> u32 {
+    let Some(picture) = PICTURE.take() else {
+        return 0;
+    };
+    let (w, h) = livesnap_guest::scale::target_size(
+        picture.width,
+        picture.height,
+        (shortside > 0).then_some(shortside),
+    );
+    let scaled = livesnap_guest::scale::scale(picture, w, h).ok();
+    PICTURE.set(scaled);
+    w
+}
+
+/// Stage 3: colour into JFIF (BT.601 full range). Returns 1, or 0 on failure.
+#[expect(
+    unsafe_code,
+    reason = "an exported symbol needs no_mangle; no unsafe operation"
+)]
+#[unsafe(no_mangle)]
+pub extern "C" fn stage_colour() -> u32 {
+    PICTURE.with_borrow_mut(|p| {
+        p.as_mut()
+            .is_some_and(|p| livesnap_guest::color::to_jfif(p).is_ok())
+            .into()
+    })
+}
+
+/// Stage 4: baseline JPEG at `quality`. Returns the JPEG's size, 0 on failure.
+#[expect(
+    unsafe_code,
+    reason = "an exported symbol needs no_mangle; no unsafe operation"
+)]
+#[unsafe(no_mangle)]
+pub extern "C" fn stage_encode(quality: u32) -> u32 {
+    PICTURE.with_borrow(|p| {
+        p.as_ref()
+            .and_then(|p| livesnap_guest::encode::encode_jfif(p, quality.min(100) as u8).ok())
+            .map_or(0, |jpeg| jpeg.len() as u32)
+    })
+}
+
+/// The render split's input: record and access unit, each with a `u32` LE length.
+pub fn encode_render_input(config: &[u8], access_unit: &[u8]) -> Vec<u8> {
+    let mut out = (config.len() as u32).to_le_bytes().to_vec();
+    out.extend_from_slice(config);
+    out.extend_from_slice(&(access_unit.len() as u32).to_le_bytes());
+    out.extend_from_slice(access_unit);
+    out
 }
