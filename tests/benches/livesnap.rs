@@ -51,6 +51,11 @@ fn per_item<T>(items: &[T], rounds: usize, mut f: impl FnMut(&T)) -> Duration {
 fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing we need.
     let rt = runtime();
+    if std::env::var_os("LIVESNAP_BENCH_TARGETS_ONLY").is_some() {
+        let (module, slice_ratio) = decoders();
+        targets::print(module.as_ref(), slice_ratio);
+        return;
+    }
     println!("livesnap benchmark (2 cores here; figures are best of 3 rounds)\n");
 
     println!("keyframe render: decode + crop + colour + JPEG q80, full size");
@@ -95,8 +100,13 @@ fn main() {
             .iter()
             .filter(|s| {
                 let wasm = renderer.render(rt, s).unwrap().unwrap();
+                let codec = match s.codec {
+                    Codec::Avc => livesnap_guest::flv::VideoCodec::Avc,
+                    Codec::Hevc => livesnap_guest::flv::VideoCodec::Hevc,
+                };
                 let native =
-                    livesnap_guest::render::render(&s.config, &s.access_unit, None, 80).unwrap();
+                    livesnap_guest::shot::render(codec, &s.config, &s.access_unit, None, None, 80)
+                        .unwrap();
                 wasm.jpeg == native.jpeg
             })
             .count();
