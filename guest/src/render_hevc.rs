@@ -10,13 +10,12 @@
 use rust_h265::{DecodeError, DecodeLimits, Decoder};
 
 use crate::avc::{MAX_PIXELS, NalIter};
-use crate::color::{self, Matrix};
+use crate::color::Matrix;
 use crate::error::Failure;
 use crate::flv::ColorConfig;
 use crate::hevc::{self, ColourInfo, FrameKind, ParamSets, SliceType, nal_type};
 use crate::render::{Picture, Yuv420};
 use crate::tonemap::{self, Transfer};
-use crate::{encode, scale};
 
 /// Largest picture state the decoder may estimate for one picture. The render store is capped
 /// at 256 MiB; a 36 Mpixel picture within that is allowed, anything beyond is `LimitExceeded`.
@@ -290,36 +289,21 @@ fn find_undecoded_ctb(f: &HevcFrame, log2_ctb: u32) -> Option<(u32, u32)> {
 }
 
 /// Decode (see [`decode`]), bring to 8-bit SDR, scale by the `shortside` rule, convert to JFIF
-/// colour and encode a baseline 4:2:0 JPEG at `jpeg_quality`.
+/// colour and encode a baseline 4:2:0 JPEG at `jpeg_quality`: [`crate::shot::render`] for HEVC.
 pub fn render(
     config: &[u8],
     access_unit: &[u8],
     shortside: Option<u32>,
     jpeg_quality: u8,
 ) -> Result<Picture, Failure> {
-    render_with_color(config, access_unit, None, shortside, jpeg_quality)
-}
-
-/// [`render`] with the stream's colour description (see [`HevcFrame::with_stream_color`]).
-pub fn render_with_color(
-    config: &[u8],
-    access_unit: &[u8],
-    color: Option<&ColorConfig>,
-    shortside: Option<u32>,
-    jpeg_quality: u8,
-) -> Result<Picture, Failure> {
-    let picture = decode(config, access_unit)?
-        .with_stream_color(color)
-        .to_yuv420();
-    let (width, height) = scale::target_size(picture.width, picture.height, shortside);
-    let mut picture = scale::scale(picture, width, height)?;
-    color::to_jfif(&mut picture)?;
-    let jpeg = encode::encode_jfif(&picture, jpeg_quality)?;
-    Ok(Picture {
-        jpeg,
-        width,
-        height,
-    })
+    crate::shot::render(
+        crate::flv::VideoCodec::Hevc,
+        config,
+        access_unit,
+        None,
+        shortside,
+        jpeg_quality,
+    )
 }
 
 #[cfg(test)]

@@ -12,6 +12,9 @@
 //! - H.264 I-frame decode, ours (`livesnap-h264`) vs `rust_h264`, natively and in wasm (a core
 //!   module of both decoders, `tests/wasm-bench`, built for wasm32 + simd128 and run by wasmtime),
 //!   and the one-slice-per-macroblock 1080p picture against one-slice ones.
+//! - issue 9's targets (`support/targets.rs`): the CLI as whole processes against ffmpeg in
+//!   alternating pairs (`--render-workers 1`, default, a 1-keyframe warm start) and the render
+//!   split inside wasm beside ffmpeg's; `LIVESNAP_BENCH_TARGETS_ONLY=1` prints only those.
 
 #![allow(
     clippy::unwrap_used,
@@ -266,30 +269,7 @@ fn ffmpeg_keyframes(ffmpeg: &str, input: &std::path::Path) -> Option<Duration> {
     let mut best = Duration::MAX;
     for _ in 0..3 {
         let t = Instant::now();
-        let status = Command::new(ffmpeg)
-            .args([
-                "-loglevel",
-                "error",
-                "-y",
-                "-threads",
-                "1",
-                "-skip_frame",
-                "nokey",
-                "-i",
-            ])
-            .arg(input)
-            .args([
-                "-an",
-                "-fps_mode",
-                "passthrough",
-                "-threads",
-                "1",
-                "-q:v",
-                "3",
-            ])
-            .arg(dir.join("%03d.jpg"))
-            .status()
-            .ok()?;
+        let status = targets::ffmpeg_jpegs(ffmpeg, input, &dir).status().ok()?;
         if !status.success() {
             return None;
         }

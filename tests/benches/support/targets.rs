@@ -45,7 +45,7 @@ fn wall(cmd: &mut Command, out: &Path) -> Duration {
 }
 
 /// `ffmpeg -threads 1 -skip_frame nokey -i FILE … -q:v 3 OUT/%03d.jpg`: every keyframe as JPEG.
-fn ffmpeg_jpegs(ffmpeg: &str, input: &Path, out: &Path) -> Command {
+pub fn ffmpeg_jpegs(ffmpeg: &str, input: &Path, out: &Path) -> Command {
     let mut cmd = Command::new(ffmpeg);
     cmd.args(["-nostdin", "-loglevel", "error", "-y", "-threads", "1"])
         .args(["-skip_frame", "nokey", "-i"])
