@@ -54,16 +54,21 @@ pub fn render(
     shortside: Option<u32>,
     jpeg_quality: u8,
 ) -> Result<Picture, Failure> {
-    let decoded = decode_8bit(codec, config, access_unit, color)?;
+    let picture = scaled_jfif(decode_8bit(codec, config, access_unit, color)?, shortside)?;
+    Ok(Picture {
+        jpeg: encode::encode_jfif(&picture, jpeg_quality)?,
+        width: picture.width,
+        height: picture.height,
+    })
+}
+
+/// A decoded picture shrunk by the `shortside` rule and converted to JFIF colour: what every
+/// render encodes.
+fn scaled_jfif(decoded: Yuv420, shortside: Option<u32>) -> Result<Yuv420, Failure> {
     let (width, height) = scale::target_size(decoded.width, decoded.height, shortside);
     let mut picture = scale::scale(decoded, width, height)?;
     color::to_jfif(&mut picture)?;
-    let jpeg = encode::encode_jfif(&picture, jpeg_quality)?;
-    Ok(Picture {
-        jpeg,
-        width,
-        height,
-    })
+    Ok(picture)
 }
 
 /// Render `access_unit` as `render` does (scale to `shortside`, JFIF colour, JPEG at
@@ -79,9 +84,8 @@ pub fn render_shot(
 ) -> Result<Rendered, Failure> {
     let decoded = decode_8bit(codec, config, access_unit, color)?;
     let analysis = analysis::analyse(&decoded);
-    let (width, height) = scale::target_size(decoded.width, decoded.height, shortside);
-    let mut picture = scale::scale(decoded, width, height)?;
-    color::to_jfif(&mut picture)?;
+    let picture = scaled_jfif(decoded, shortside)?;
+    let (width, height) = (picture.width, picture.height);
     let tile = match tile_width {
         Some(tw) if width >= 2 && height >= 2 => {
             let (tw, th) = storyboard::tile_size(width, height, tw);
