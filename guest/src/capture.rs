@@ -278,6 +278,21 @@ pub struct Session {
     color: Option<ColorConfig>,
 }
 
+/// The callback body [`Session::complete`] returns for shot `seq` of the session `info` with
+/// `settings`, from the shot's key and timestamp alone (no session state): a host whose capture
+/// instance is gone still reports every stored or failed shot, byte for byte as `complete` would.
+pub fn callback_body(
+    info: SessionInfo,
+    settings: Settings,
+    seq: u32,
+    key: &str,
+    unix_timestamp: u64,
+    outcome: Outcome,
+) -> Result<String, Failure> {
+    let session = Session::new(info, settings)?;
+    Ok(session.callback_json(seq, key, unix_timestamp, &outcome))
+}
+
 impl Session {
     /// Start a session, checking names and settings.
     pub fn new(info: SessionInfo, settings: Settings) -> Result<Session, Failure> {
@@ -437,35 +452,39 @@ impl Session {
                 format!("no outstanding shot with seq {seq}"),
             ));
         };
-        let ctx = self.callback_context(seq, &pending.key, pending.unix_timestamp);
-        let (callback, entry) = match outcome {
-            Outcome::Stored(w, h) => (
-                Callback::stored(ctx, w, h),
-                Entry {
-                    status: crate::callback::STATUS_OK,
-                    code: "OK",
-                    timestamp: pending.unix_timestamp,
-                    clock_ms: pending.clock_ms,
-                    width: w,
-                    height: h,
-                    bytes: pending.bytes,
-                },
-            ),
-            Outcome::Failed(failure) => (
-                Callback::failed(ctx, &failure),
-                Entry {
-                    status: crate::callback::STATUS_FAILED,
-                    code: failure.code.as_str(),
-                    timestamp: pending.unix_timestamp,
-                    clock_ms: pending.clock_ms,
-                    width: 0,
-                    height: 0,
-                    bytes: 0,
-                },
-            ),
+        let body = self.callback_json(seq, &pending.key, pending.unix_timestamp, &outcome);
+        let entry = match outcome {
+            Outcome::Stored(w, h) => Entry {
+                status: crate::callback::STATUS_OK,
+                code: "OK",
+                timestamp: pending.unix_timestamp,
+                clock_ms: pending.clock_ms,
+                width: w,
+                height: h,
+                bytes: pending.bytes,
+            },
+            Outcome::Failed(failure) => Entry {
+                status: crate::callback::STATUS_FAILED,
+                code: failure.code.as_str(),
+                timestamp: pending.unix_timestamp,
+                clock_ms: pending.clock_ms,
+                width: 0,
+                height: 0,
+                bytes: 0,
+            },
         };
         self.index.complete(seq, entry);
-        Ok(callback.to_json())
+        Ok(body)
+    }
+
+    /// The callback body of shot `seq` stored at `key` (or failed) at `unix_timestamp`.
+    fn callback_json(&self, seq: u32, key: &str, unix_timestamp: u64, outcome: &Outcome) -> String {
+        let ctx = self.callback_context(seq, key, unix_timestamp);
+        match outcome {
+            Outcome::Stored(w, h) => Callback::stored(ctx, *w, *h),
+            Outcome::Failed(failure) => Callback::failed(ctx, failure),
+        }
+        .to_json()
     }
 
     /// Before shot `seq` is stored: what its render found decides whether it is kept (and

@@ -60,6 +60,55 @@ struct SessionResource(RefCell<Session>);
 
 impl wit_capture::Guest for Component {
     type Session = SessionResource;
+
+    fn callback_body(
+        info: wit_capture::SessionInfo,
+        settings: wit_capture::Settings,
+        seq: u32,
+        key: String,
+        unix_timestamp: u64,
+        outcome: wit_capture::Outcome,
+    ) -> Result<String, wit_types::Failure> {
+        Ok(crate::capture::callback_body(
+            guest_info(info),
+            guest_settings(settings),
+            seq,
+            &key,
+            unix_timestamp,
+            guest_outcome(outcome),
+        )?)
+    }
+}
+
+fn guest_info(info: wit_capture::SessionInfo) -> SessionInfo {
+    SessionInfo {
+        app: info.app,
+        stream: info.stream,
+        push_start_ms: info.push_start_ms,
+        session_id: info.session_id,
+    }
+}
+
+fn guest_settings(settings: wit_capture::Settings) -> Settings {
+    Settings {
+        interval_s: settings.interval_s,
+        mode: match settings.mode {
+            wit_capture::KeyMode::Sequence => KeyMode::Sequence,
+            wit_capture::KeyMode::Overwrite => KeyMode::Overwrite,
+        },
+        shortside_px: settings.shortside_px,
+        quality: settings.quality,
+        bucket: settings.bucket,
+        uniqname: settings.uniqname,
+        alterurl: settings.alterurl,
+    }
+}
+
+fn guest_outcome(outcome: wit_capture::Outcome) -> Outcome {
+    match outcome {
+        wit_capture::Outcome::Stored((w, h)) => Outcome::Stored(w, h),
+        wit_capture::Outcome::Failed(f) => Outcome::Failed(f.into()),
+    }
 }
 
 impl wit_capture::GuestSession for SessionResource {
@@ -84,24 +133,7 @@ impl wit_capture::GuestSession for SessionResource {
         settings: wit_capture::Settings,
         options: wit_capture::SessionOptions,
     ) -> Result<wit_capture::Session, wit_types::Failure> {
-        let info = SessionInfo {
-            app: info.app,
-            stream: info.stream,
-            push_start_ms: info.push_start_ms,
-            session_id: info.session_id,
-        };
-        let settings = Settings {
-            interval_s: settings.interval_s,
-            mode: match settings.mode {
-                wit_capture::KeyMode::Sequence => KeyMode::Sequence,
-                wit_capture::KeyMode::Overwrite => KeyMode::Overwrite,
-            },
-            shortside_px: settings.shortside_px,
-            quality: settings.quality,
-            bucket: settings.bucket,
-            uniqname: settings.uniqname,
-            alterurl: settings.alterurl,
-        };
+        let (info, settings) = (guest_info(info), guest_settings(settings));
         let options = Options {
             index: options.index,
             skip_blank: options.skip_blank,
@@ -152,11 +184,7 @@ impl wit_capture::GuestSession for SessionResource {
         seq: u32,
         outcome: wit_capture::Outcome,
     ) -> Result<String, wit_types::Failure> {
-        let outcome = match outcome {
-            wit_capture::Outcome::Stored((w, h)) => Outcome::Stored(w, h),
-            wit_capture::Outcome::Failed(f) => Outcome::Failed(f.into()),
-        };
-        Ok(self.0.borrow_mut().complete(seq, outcome)?)
+        Ok(self.0.borrow_mut().complete(seq, guest_outcome(outcome))?)
     }
 
     fn judge(

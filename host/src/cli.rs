@@ -76,6 +76,13 @@ struct LoadArgs {
     /// Do not POST callbacks (they are still formatted): measures the path without the spool.
     #[arg(long)]
     no_callbacks: bool,
+    /// Run the load twice, embedded spool then cluster mode against this NATS JetStream
+    /// server, and print the CPU and latency of both side by side.
+    #[arg(long, value_name = "URL")]
+    nats: Option<String>,
+    /// Replicas of the cluster run's JetStream streams and buckets (1 for one server).
+    #[arg(long, default_value_t = 1)]
+    nats_replicas: usize,
 }
 
 #[derive(Debug, Args)]
@@ -476,6 +483,8 @@ fn loadtest_command(args: LoadArgs) -> ExitCode {
         render_workers: args.render_workers,
         report_every_s: args.report_every.max(1),
         callbacks: !args.no_callbacks,
+        nats: args.nats,
+        nats_replicas: args.nats_replicas,
     };
     let result = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

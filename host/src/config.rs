@@ -32,6 +32,9 @@ pub struct Config {
     /// HTTP-FLV sources to pull.
     #[serde(default, rename = "pull")]
     pub pulls: Vec<PullConfig>,
+    /// Cluster mode on NATS JetStream (README "Running a cluster"); absent: one node alone.
+    #[serde(default)]
+    pub cluster: Option<crate::cluster::ClusterConfig>,
 }
 
 /// `[server]`.
@@ -465,6 +468,17 @@ impl Config {
                 at("admin_token"),
                 token.chars().count()
             );
+        }
+        if let Some(cluster) = &self.cluster
+            && let Err((key, why)) = cluster.validate()
+        {
+            let line = text
+                .lines()
+                .enumerate()
+                .skip_while(|(_, l)| l.trim() != "[cluster]")
+                .find(|(_, l)| l.trim_start().starts_with(key))
+                .map_or_else(|| at("[cluster]"), |(i, _)| format!("{origin}:{}", i + 1));
+            bail!("invalid config {line} (key `cluster.{key}`): {why}");
         }
         let l = &self.limits;
         for (key, value) in [

@@ -31,12 +31,15 @@ pub fn router(ctx: Arc<ServeCtx>) -> Router {
 
 async fn metrics(State(ctx): State<Arc<ServeCtx>>) -> Response {
     let active = ctx.live.lock().map_or(0, |l| l.len());
-    let text = ctx.metrics.render_text(
+    let mut text = ctx.metrics.render_text(
         active,
         ctx.callbacks.queue_depth(),
         ctx.callbacks.dead_lettered(),
         ctx.callbacks.rejected(),
     );
+    if let Some(cluster) = &ctx.cluster {
+        text.push_str(&cluster.metrics_text());
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 

@@ -6,12 +6,13 @@
 //! It never parses H.264 or decides what to capture: that is the guest's job, on untrusted bytes,
 //! inside the sandbox. Modules: [`runtime`] (wasmtime), [`ingest`] (FLV framing), [`storage`],
 //! [`sink`] (callback lines), [`callback`] (signed, spooled, at-least-once HTTP delivery),
-//! [`replay`] (the replay job), [`artifact`] (the embeddable components and their WIT), [`cli`].
+//! [`cluster`] (nodes on NATS JetStream), [`replay`] (the replay job), [`artifact`] (the embeddable components and their WIT), [`cli`].
 #![deny(unsafe_code)]
 
 pub mod artifact;
 pub mod callback;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod features;
 pub mod http;

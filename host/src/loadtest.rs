@@ -35,13 +35,56 @@ pub struct LoadOptions {
     /// POST callbacks (spooled durably) to an in-process receiver; off: callbacks are formatted
     /// but not sent, to measure the rest of the path alone.
     pub callbacks: bool,
+    /// Also run the load in cluster mode against this NATS JetStream server (after the
+    /// embedded run, same options) and print both side by side.
+    pub nats: Option<String>,
+    /// Replicas of the cluster run's streams and buckets (1 for a single server).
+    pub nats_replicas: usize,
+}
+
+/// What one run cost, for the embedded-versus-cluster comparison.
+#[derive(Debug, Clone, Copy)]
+struct Cost {
+    cpu_pct: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    ok: u64,
+    delivered: u64,
 }
 
 /// A capture later than this counts as late.
 const LATE: Duration = Duration::from_secs(1);
 
-/// Run the load test and print its report.
+/// Run the load test and print its report; with `nats`, once embedded and once in cluster
+/// mode, then both costs side by side.
 pub async fn run(opts: LoadOptions) -> anyhow::Result<()> {
+    let Some(url) = opts.nats.clone() else {
+        return run_once(&opts, None).await.map(|_| ());
+    };
+    println!("== embedded spool ==");
+    let embedded = run_once(&opts, None).await?;
+    println!("== cluster mode: JetStream at {url} ==");
+    let cluster = run_once(&opts, Some(&url)).await?;
+    println!("cost of cluster mode ({} streams):", opts.streams);
+    println!(
+        "  {:<10} {:>8} {:>9} {:>9} {:>9} {:>10}",
+        "", "cpu %", "p50 ms", "p99 ms", "ok", "delivered"
+    );
+    for (name, c) in [("embedded", embedded), ("cluster", cluster)] {
+        println!(
+            "  {name:<10} {:>8.1} {:>9.1} {:>9.1} {:>9} {:>10}",
+            c.cpu_pct, c.p50_ms, c.p99_ms, c.ok, c.delivered
+        );
+    }
+    println!(
+        "  cluster / embedded: cpu {:.2}x, p99 {:.2}x",
+        cluster.cpu_pct / embedded.cpu_pct.max(1e-9),
+        cluster.p99_ms / embedded.p99_ms.max(1e-9)
+    );
+    Ok(())
+}
+
+async fn run_once(opts: &LoadOptions, nats: Option<&str>) -> anyhow::Result<Cost> {
     anyhow::ensure!(!opts.fixtures.is_empty(), "no fixture to replay");
     let fixtures: Vec<Arc<Fixture>> = opts
         .fixtures
@@ -57,18 +100,26 @@ pub async fn run(opts: LoadOptions) -> anyhow::Result<()> {
     let config = Config::parse(
         &format!(
             "[server]\nhttp = \"127.0.0.1:0\"\n[storage]\nroot = \"{}\"\n[callbacks]\nspool_dir = \"{}\"\n\
-             [limits]\nrender_workers = {workers}\nmax_streams = {}\n\
+             [limits]\nrender_workers = {workers}\nmax_streams = {cap}\nmax_streams_per_tenant = {cap}\n\
              [[tenant]]\napp = \"load\"\nuniqname = \"load\"\npublish_key = \"k\"\nbucket = \"load\"\n\
-             interval_s = {}\ncallback_secret = \"load\"\n{}",
+             interval_s = {}\ncallback_secret = \"load\"\n{}{}",
             work.join("objects").display(),
             work.join("spool").display(),
-            opts.streams + 8,
             opts.interval_s,
             if opts.callbacks {
                 format!("callback_url = \"http://{}/cb\"\n", receiver.addr)
             } else {
                 String::new()
             },
+            match nats {
+                Some(url) => format!(
+                    "[cluster]\nnats = [{url:?}]\nnode = \"loadtest-{}\"\nreplicas = {}\nlease_s = 10\n",
+                    std::process::id(),
+                    opts.nats_replicas
+                ),
+                None => String::new(),
+            },
+            cap = opts.streams + 8,
         ),
         "loadtest",
     )?;
@@ -118,7 +169,7 @@ pub async fn run(opts: LoadOptions) -> anyhow::Result<()> {
             let (tags, loop_ms) = (&fixture.tags, fixture.loop_ms);
             let start = started + delay;
             tokio::time::sleep_until(start.into()).await;
-            let mut session = match StreamSession::start(&ctx, "load", &format!("s{i}")) {
+            let mut session = match StreamSession::open(&ctx, "load", &format!("s{i}")).await {
                 Ok(s) => s,
                 Err(e) => {
                     tracing::error!(cause = %e, "load stream refused");
@@ -295,8 +346,17 @@ pub async fn run(opts: LoadOptions) -> anyhow::Result<()> {
         receiver.count.load(Ordering::Relaxed),
         ctx.callbacks.queue_depth()
     );
+    if let Some(cluster) = &ctx.cluster {
+        cluster.stop();
+    }
     let _ = std::fs::remove_dir_all(&work);
-    Ok(())
+    Ok(Cost {
+        cpu_pct: cpu / wall * 100.0,
+        p50_ms: f64::from(pct(0.50)) / 1000.0,
+        p99_ms: f64::from(pct(0.99)) / 1000.0,
+        ok,
+        delivered: receiver.count.load(Ordering::Relaxed),
+    })
 }
 
 /// Captures the interval rule makes over `stream_ms` of a looped stream whose I-frames are at

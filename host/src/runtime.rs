@@ -301,6 +301,42 @@ impl Runtime {
         }))
     }
 
+    /// The callback body of shot `seq` (stored at `key`, or failed) of the session `info` with
+    /// `settings`, formed on a fresh capture instance: what `complete` would have returned, for
+    /// a host whose session instance trapped with the shot in flight.
+    pub fn callback_body(
+        &self,
+        info: &SessionInfo,
+        settings: &Settings,
+        seq: u32,
+        key: &str,
+        unix_timestamp: u64,
+        outcome: &Outcome,
+    ) -> anyhow::Result<Result<String, Failure>> {
+        let (engine, pre) = match &self.capture {
+            Some((engine, pre)) => (engine, pre),
+            None => (&self.engine, &self.pre),
+        };
+        let mut store = self.new_store(engine, self.limits.capture_memory_bytes);
+        store.set_epoch_deadline(ticks(self.limits.capture_deadline));
+        let snapper = pre
+            .instantiate(&mut store)
+            .map_err(anyhow::Error::from)
+            .context("instantiating a capture instance")?;
+        snapper
+            .livesnap_snap_capture()
+            .call_callback_body(
+                &mut store,
+                info,
+                settings,
+                seq,
+                key,
+                unix_timestamp,
+                outcome,
+            )
+            .map_err(|e| trap_error(&store, e, "capture"))
+    }
+
     /// A render instance with its own store.
     pub fn renderer(&self) -> anyhow::Result<RenderInstance> {
         let (store, snapper) = self.new_render_store()?;

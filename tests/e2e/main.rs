@@ -6,6 +6,7 @@
     reason = "test code: a failed unwrap is a failed test"
 )]
 
+mod callback_body;
 mod embedding;
 mod features;
 mod hostile;

@@ -163,8 +163,34 @@ impl fmt::Debug for Target {
     }
 }
 
-/// One ordering key's spooled entries, head first, with their spool ids.
-type Lane = VecDeque<(u64, Arc<Entry>)>;
+/// Where an entry came from, and what finishing it means.
+pub enum Ticket {
+    /// A row of the local spool (its id): removed once delivered or final.
+    Spool(u64),
+    /// A message of a JetStream consumer (cluster mode): acknowledged once delivered or final.
+    Jet(crate::cluster::Held),
+}
+
+impl Ticket {
+    /// The spool id, or the JetStream stream sequence, for log lines.
+    fn id(&self) -> u64 {
+        match self {
+            Ticket::Spool(id) => *id,
+            Ticket::Jet(held) => held.seq(),
+        }
+    }
+}
+
+/// What a lane does with its entries: POST them to the receiver, or (local spool entries in
+/// cluster mode) forward them to JetStream, whose consumers POST them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Route {
+    Post,
+    Forward,
+}
+
+/// One ordering key's entries, head first.
+type Lane = VecDeque<(Arc<Ticket>, Arc<Entry>)>;
 
 /// Handle on the spool and its delivery tasks: cheap to clone, `Send + Sync`.
 #[derive(Clone)]
@@ -180,8 +206,15 @@ struct Inner {
     backoff_base: Duration,
     backoff_max: Duration,
     in_flight: Semaphore,
-    /// Pending entries per ordering key; a key is present exactly while its lane task runs.
-    lanes: Mutex<HashMap<String, Lane>>,
+    /// Pending entries per route and ordering key; a key is present exactly while its lane
+    /// task runs.
+    lanes: Mutex<HashMap<(Route, String), Lane>>,
+    /// In cluster mode, where spooled entries go (JetStream) instead of the receiver.
+    forward: Option<crate::cluster::Forwarder>,
+    /// Entries of the local spool not yet delivered, forwarded or final.
+    spooled: AtomicU64,
+    /// Spooled entries handed to JetStream (cluster mode).
+    forwarded: AtomicU64,
     /// Group commit of enqueues: one spool transaction (one fsync) for every enqueue waiting
     /// while the previous one committed. The committing thread also queues the batch on its
     /// lanes, in id order, before the next batch may commit, so spool order and lane order agree.
@@ -200,6 +233,24 @@ impl Callbacks {
     /// Open (create) the durable spool, resume anything pending from a previous run, and start
     /// delivery tasks on the current tokio runtime.
     pub async fn open(cfg: &DeliveryConfig) -> anyhow::Result<Callbacks> {
+        Self::open_with(cfg, None).await
+    }
+
+    /// [`Callbacks::open`] for cluster mode: spooled entries (those JetStream did not take in
+    /// time, see [`crate::cluster`]) are forwarded to JetStream, in order per ordering key,
+    /// instead of being POSTed; entries of JetStream consumers are POSTed
+    /// ([`Callbacks::push_jet`]).
+    pub async fn open_forwarding(
+        cfg: &DeliveryConfig,
+        forward: crate::cluster::Forwarder,
+    ) -> anyhow::Result<Callbacks> {
+        Self::open_with(cfg, Some(forward)).await
+    }
+
+    async fn open_with(
+        cfg: &DeliveryConfig,
+        forward: Option<crate::cluster::Forwarder>,
+    ) -> anyhow::Result<Callbacks> {
         cfg.validate()?;
         let dir = cfg.spool_dir.clone();
         let (spool, loaded) = tokio::task::spawn_blocking(move || {
@@ -218,6 +269,9 @@ impl Callbacks {
             backoff_max: Duration::from_millis(cfg.backoff_max_ms),
             in_flight: Semaphore::new(cfg.max_in_flight),
             lanes: Mutex::new(HashMap::new()),
+            forward,
+            spooled: AtomicU64::new(0),
+            forwarded: AtomicU64::new(0),
             commits: GroupCommit::default(),
             depth: watch::Sender::new(0),
             delivered: AtomicU64::new(0),
@@ -232,7 +286,7 @@ impl Callbacks {
             match entry {
                 Ok(entry) => {
                     resumed += 1;
-                    callbacks.push(id, Arc::new(entry));
+                    callbacks.push(Ticket::Spool(id), Arc::new(entry));
                 }
                 Err(why) => callbacks.discard_unreadable(id, why).await,
             }
@@ -256,13 +310,13 @@ impl Callbacks {
         ordering_key: &str,
         body: String,
     ) -> anyhow::Result<()> {
-        let entry = Arc::new(Entry {
-            ordering_key: ordering_key.to_owned(),
-            url: target.url.clone(),
-            secret: target.secret.clone(),
-            body,
-            enqueued_ms: now_ms(),
-        });
+        self.enqueue_entry(entry_for(target, ordering_key, body, None))
+            .await
+    }
+
+    /// Durably spool `entry` (see [`Callbacks::enqueue`]).
+    pub async fn enqueue_entry(&self, entry: Entry) -> anyhow::Result<()> {
+        let entry = Arc::new(entry);
         // Append and queue in one blocking task: if this future is dropped half-way, an entry
         // that reached the spool is still queued for delivery now, not only after a restart.
         let this = self.clone();
@@ -274,6 +328,28 @@ impl Callbacks {
     /// Spooled callbacks not yet delivered or final (including ones resumed from a previous run).
     pub fn queue_depth(&self) -> u64 {
         *self.inner.depth.borrow()
+    }
+
+    /// Entries of the local spool not yet delivered (or, in cluster mode, forwarded) or final.
+    pub fn spooled(&self) -> u64 {
+        self.inner.spooled.load(Ordering::Relaxed)
+    }
+
+    /// Spooled entries handed to JetStream since open (cluster mode).
+    pub fn forwarded(&self) -> u64 {
+        self.inner.forwarded.load(Ordering::Relaxed)
+    }
+
+    /// Whether spooled entries of `ordering_key` wait to be forwarded to JetStream: a new
+    /// callback of that key must queue behind them to keep the key's order.
+    pub fn forwarding(&self, ordering_key: &str) -> bool {
+        lock(&self.inner.lanes).contains_key(&(Route::Forward, ordering_key.to_owned()))
+    }
+
+    /// Queue a message of a JetStream consumer for delivery (cluster mode); it is acknowledged
+    /// once delivered or final.
+    pub fn push_jet(&self, held: crate::cluster::Held, entry: Entry) {
+        self.push(Ticket::Jet(held), Arc::new(entry));
     }
 
     /// Callbacks found in the spool at open, left by an earlier run.
@@ -343,7 +419,7 @@ impl Callbacks {
             let result = self.inner.spool.append_batch(&entries);
             if let Ok(ids) = &result {
                 for ((_, entry), id) in batch.iter().zip(ids) {
-                    self.push(*id, entry.clone());
+                    self.push(Ticket::Spool(*id), entry.clone());
                 }
             }
             let outcome = result.map(|_| ()).map_err(|e| format!("{e:#}"));
@@ -356,25 +432,40 @@ impl Callbacks {
         }
     }
 
-    /// Queue a spooled entry on its lane, starting the lane's task if it has none.
-    fn push(&self, id: u64, entry: Arc<Entry>) {
+    /// Queue an entry on its lane, starting the lane's task if it has none.
+    fn push(&self, ticket: Ticket, entry: Arc<Entry>) {
         self.inner.depth.send_modify(|d| *d += 1);
-        let key = entry.ordering_key.clone();
+        let route = match ticket {
+            Ticket::Spool(_) => {
+                self.inner.spooled.fetch_add(1, Ordering::Relaxed);
+                if self.inner.forward.is_some() {
+                    Route::Forward
+                } else {
+                    Route::Post
+                }
+            }
+            Ticket::Jet(_) => Route::Post,
+        };
+        let key = (route, entry.ordering_key.clone());
+        let ticket = Arc::new(ticket);
         let start = {
             let mut lanes = lock(&self.inner.lanes);
             match lanes.get_mut(&key) {
                 Some(lane) => {
-                    lane.push_back((id, entry));
+                    lane.push_back((ticket, entry));
                     false
                 }
                 None => {
-                    lanes.insert(key.clone(), VecDeque::from([(id, entry)]));
+                    lanes.insert(key.clone(), VecDeque::from([(ticket, entry)]));
                     true
                 }
             }
         };
         if start {
-            let span = tracing::info_span!("callbacks", stream = %key);
+            let span = match route {
+                Route::Post => tracing::info_span!("callbacks", stream = %key.1),
+                Route::Forward => tracing::info_span!("forward", stream = %key.1),
+            };
             let inner = self.inner.clone();
             self.inner
                 .runtime
@@ -399,6 +490,23 @@ impl Callbacks {
     }
 }
 
+/// A spool entry for `body`, to `target`, in `ordering_key`'s order.
+pub fn entry_for(
+    target: &Target,
+    ordering_key: &str,
+    body: String,
+    msg_id: Option<String>,
+) -> Entry {
+    Entry {
+        ordering_key: ordering_key.to_owned(),
+        url: target.url.clone(),
+        secret: target.secret.clone(),
+        body,
+        enqueued_ms: now_ms(),
+        msg_id,
+    }
+}
+
 /// State of the enqueue group commit.
 #[derive(Default)]
 struct GroupCommit {
@@ -418,8 +526,8 @@ struct GroupState {
     done: HashMap<u64, Result<(), String>>,
 }
 
-/// Deliver the lane's entries one at a time, head first, until the lane is empty.
-async fn run_lane(inner: Arc<Inner>, key: String) {
+/// Deliver (or forward) the lane's entries one at a time, head first, until the lane is empty.
+async fn run_lane(inner: Arc<Inner>, key: (Route, String)) {
     loop {
         let head = {
             let mut lanes = lock(&inner.lanes);
@@ -431,8 +539,11 @@ async fn run_lane(inner: Arc<Inner>, key: String) {
                 }
             }
         };
-        let (id, entry) = head;
-        deliver_one(&inner, id, &entry).await;
+        let (ticket, entry) = head;
+        deliver_one(&inner, &ticket, &entry, key.0).await;
+        if matches!(*ticket, Ticket::Spool(_)) {
+            inner.spooled.fetch_sub(1, Ordering::Relaxed);
+        }
         {
             let mut lanes = lock(&inner.lanes);
             if let Some(lane) = lanes.get_mut(&key) {
@@ -443,8 +554,27 @@ async fn run_lane(inner: Arc<Inner>, key: String) {
     }
 }
 
-/// Retry one entry until it is delivered, final or expired, then take it out of the spool.
-async fn deliver_one(inner: &Inner, id: u64, entry: &Entry) {
+/// One try of `entry` on its route.
+async fn attempt(inner: &Inner, entry: &Entry, route: Route) -> deliver::Attempt {
+    match (route, &inner.forward) {
+        (Route::Forward, Some(forward)) => match forward.publish(entry).await {
+            Ok(()) => deliver::Attempt::Delivered(0),
+            Err(why) => deliver::Attempt::Retry {
+                why,
+                retry_after: None,
+            },
+        },
+        _ => {
+            // The semaphore is never closed, so acquire only fails if it were; then send anyway.
+            let _permit = inner.in_flight.acquire().await;
+            deliver::attempt(&inner.client, entry).await
+        }
+    }
+}
+
+/// Retry one entry until it is delivered (forwarded), final or expired, then finish it.
+async fn deliver_one(inner: &Inner, ticket: &Ticket, entry: &Entry, route: Route) {
+    let id = ticket.id();
     let taskid = taskid_of(&entry.body);
     let expires_ms = entry
         .enqueued_ms
@@ -466,22 +596,28 @@ async fn deliver_one(inner: &Inner, id: u64, entry: &Entry) {
                 dead_ms: now,
                 entry: Some(entry),
             };
-            if finish_blocking(inner, id, Some(record)).await {
+            if finish(inner, ticket, Some(record)).await {
                 inner.dead_lettered.fetch_add(1, Ordering::Relaxed);
             }
             return;
         }
-        let result = {
-            // The semaphore is never closed, so acquire only fails if it were; then send anyway.
-            let _permit = inner.in_flight.acquire().await;
-            deliver::attempt(&inner.client, entry).await
-        };
+        let result = attempt(inner, entry, route).await;
         attempts += 1;
         match result {
             deliver::Attempt::Delivered(status) => {
-                tracing::debug!(id, taskid, status, attempts, "callback delivered");
-                if finish_blocking(inner, id, None).await {
-                    inner.delivered.fetch_add(1, Ordering::Relaxed);
+                if finish(inner, ticket, None).await {
+                    if route == Route::Forward {
+                        tracing::debug!(
+                            id,
+                            taskid,
+                            attempts,
+                            "spooled callback forwarded to JetStream"
+                        );
+                        inner.forwarded.fetch_add(1, Ordering::Relaxed);
+                    } else {
+                        tracing::debug!(id, taskid, status, attempts, "callback delivered");
+                        inner.delivered.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
                 return;
             }
@@ -498,7 +634,7 @@ async fn deliver_one(inner: &Inner, id: u64, entry: &Entry) {
                     dead_ms: now_ms(),
                     entry: Some(entry),
                 };
-                if finish_blocking(inner, id, Some(record)).await {
+                if finish(inner, ticket, Some(record)).await {
                     inner.rejected.fetch_add(1, Ordering::Relaxed);
                 }
                 return;
@@ -513,14 +649,58 @@ async fn deliver_one(inner: &Inner, id: u64, entry: &Entry) {
                 let wait = retry_after
                     .map_or(backoff, |asked| asked.min(inner.backoff_max))
                     .min(Duration::from_millis(expires_ms.saturating_sub(now_ms())));
-                tracing::warn!(
-                    id, taskid, attempts, url = %entry.url, cause = %why,
-                    retry_in_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
-                    "callback not delivered, will retry"
-                );
+                let retry_in_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
+                if route == Route::Forward {
+                    tracing::warn!(id, taskid, attempts, cause = %why, retry_in_ms, "spooled callback not forwarded to JetStream, will retry");
+                } else {
+                    tracing::warn!(id, taskid, attempts, url = %entry.url, cause = %why, retry_in_ms, "callback not delivered, will retry");
+                }
                 last_error = why;
                 tokio::time::sleep(wait).await;
             }
+        }
+    }
+}
+
+/// Finish an entry: dead-letter it if `dead`, then take it out of the spool, or acknowledge it
+/// to JetStream (its dead letter goes to the dead-letter stream, else to the local file).
+/// Returns whether it really left.
+async fn finish(inner: &Inner, ticket: &Ticket, dead: Option<DeadLetter<'_>>) -> bool {
+    let Ticket::Jet(held) = ticket else {
+        return finish_blocking(inner, ticket.id(), dead).await;
+    };
+    if let Some(dead) = dead {
+        let line = match serde_json::to_string(&dead) {
+            Ok(line) => line,
+            Err(e) => {
+                tracing::error!(seq = held.seq(), cause = %e, "cannot format a dead letter; message left unacknowledged");
+                return false;
+            }
+        };
+        let published = match &inner.forward {
+            Some(forward) => forward.dead_letter(&line).await,
+            None => Err("no JetStream".to_owned()),
+        };
+        if let Err(why) = published {
+            tracing::warn!(seq = held.seq(), cause = %why, "dead letter not taken by JetStream: written to the local dead-letter file");
+            let dead_letters = inner.dead_letters.clone();
+            let written = tokio::task::spawn_blocking(move || dead_letters.append(&line)).await;
+            if !matches!(written, Ok(Ok(()))) {
+                tracing::error!(
+                    seq = held.seq(),
+                    "cannot write a dead letter; message left unacknowledged"
+                );
+                return false;
+            }
+        }
+    }
+    match held.ack().await {
+        Ok(()) => true,
+        Err(why) => {
+            // Not acknowledged: JetStream redelivers it after its ack wait (a duplicate, which
+            // at-least-once delivery allows).
+            tracing::warn!(seq = held.seq(), cause = %why, "cannot acknowledge a delivered callback to JetStream");
+            false
         }
     }
 }
@@ -642,7 +822,7 @@ fn taskid_of(body: &str) -> String {
 
 /// Lock a mutex, shrugging off poisoning: the data it guards stays consistent across a panic
 /// (whole-value updates only).
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 

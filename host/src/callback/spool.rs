@@ -34,6 +34,10 @@ pub struct Entry {
     pub body: String,
     /// When it was enqueued, Unix ms; its age decides expiry.
     pub enqueued_ms: u64,
+    /// In cluster mode, the JetStream message id (`Nats-Msg-Id`): a publish that is retried
+    /// (its ack was lost, or it went through the local spool) is stored once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub msg_id: Option<String>,
 }
 
 /// What [`Spool::load`] found in a slot: an entry, or bytes it could not read.
@@ -176,6 +180,7 @@ mod tests {
             secret: Some("s".into()),
             body: format!("{{\"n\":{n}}}"),
             enqueued_ms: 1_700_000_000_000 + u64::from(n),
+            msg_id: None,
         }
     }
 

@@ -59,7 +59,8 @@ async fn pull_once(
         _ = shutdown.cancelled() => return Ok(()),
         response = client.get(&pull.url.0).send() => response?.error_for_status()?,
     };
-    let mut session = StreamSession::start(ctx, &pull.app.0, &pull.stream.0)
+    let mut session = StreamSession::open(ctx, &pull.app.0, &pull.stream.0)
+        .await
         .map_err(|why| anyhow::anyhow!("session refused: {why}"))?;
     let mut parser = FlvPushParser::new(ctx.config.limits.max_tag_bytes);
     loop {

@@ -155,7 +155,7 @@ impl SessionHandler for Handler {
         if !keys_match(key, &tenant.publish_key) {
             return Err(self.refuse(app, stream, &Refusal::BadKey(app.to_owned())));
         }
-        match StreamSession::start(&self.ctx, app, stream) {
+        match StreamSession::open(&self.ctx, app, stream).await {
             Ok(session) => {
                 tracing::info!(peer = %self.peer, %app, %stream, "publish accepted");
                 self.sessions.insert(

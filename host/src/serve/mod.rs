@@ -112,6 +112,9 @@ impl Server {
                 "callbacks still pending: they stay spooled for the next start"
             );
         }
+        if let Some(cluster) = &ctx.cluster {
+            cluster.stop();
+        }
         let _ = http_task.await;
         tracing::info!("livesnap stopped");
         Ok(())
@@ -137,7 +140,15 @@ pub async fn build_ctx(config: Config, http_addr: SocketAddr) -> anyhow::Result<
         Some(c) => c.clone(),
         None => toml::from_str("").context("default [callbacks]")?,
     };
-    let callbacks = Callbacks::open(&delivery).await?;
+    let (callbacks, cluster) = match &config.cluster {
+        None => (Callbacks::open(&delivery).await?, None),
+        Some(c) => {
+            let conn = crate::cluster::connect(c).await?;
+            let callbacks = Callbacks::open_forwarding(&delivery, conn.forwarder()).await?;
+            let cluster = crate::cluster::Cluster::start(conn, callbacks.clone());
+            (callbacks, Some(cluster))
+        }
+    };
     let public_url = config
         .server
         .public_url
@@ -153,6 +164,8 @@ pub async fn build_ctx(config: Config, http_addr: SocketAddr) -> anyhow::Result<
         live: Default::default(),
         tracker: TaskTracker::new(),
         public_url: public_url.trim_end_matches('/').to_owned(),
+        overwrites: Default::default(),
+        cluster,
     }))
 }
 

@@ -41,6 +41,64 @@ pub struct ServeCtx {
     pub tracker: TaskTracker,
     /// Base URL of the HTTP server, for `alterurl`.
     pub public_url: String,
+    /// Overwrite-mode stores in order across the sessions of a stream (see [`store`]).
+    pub overwrites: OverwriteOrder,
+    /// Cluster mode (`[cluster]`): JetStream callbacks and the cluster-wide live registry.
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
+}
+
+/// Orders overwrite-mode stores of one object key across sessions: a stream that reconnects
+/// gets a new session, and a late render of the old session must not replace the new
+/// session's picture. Each store is stamped (session start order, seq); a store whose stamp is
+/// older than the one already written is not written.
+#[derive(Default)]
+pub struct OverwriteOrder {
+    /// Start order of sessions in this process: a later session has a higher number.
+    generations: std::sync::atomic::AtomicU64,
+    /// `bucket/key` → the newest stamp written, behind a lock held across the put.
+    slots: Mutex<HashMap<String, Arc<OverwriteSlot>>>,
+}
+
+/// One overwrite key's newest stamp and when it was last used (for pruning).
+struct OverwriteSlot {
+    stamp: tokio::sync::Mutex<(u64, u32)>,
+    used: Mutex<Instant>,
+}
+
+/// Slots idle this long are forgotten once there are many: a render is long done by then
+/// (render deadline, queue and upload timeout are far shorter).
+const OVERWRITE_SLOT_IDLE: std::time::Duration = std::time::Duration::from_secs(600);
+const OVERWRITE_SLOTS_BEFORE_PRUNE: usize = 4096;
+
+impl OverwriteOrder {
+    /// The next session's generation.
+    fn next_generation(&self) -> u64 {
+        self.generations
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn slot(&self, key: &str) -> Arc<OverwriteSlot> {
+        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        if slots.len() >= OVERWRITE_SLOTS_BEFORE_PRUNE {
+            slots.retain(|_, slot| {
+                Arc::strong_count(slot) > 1
+                    || slot
+                        .used
+                        .lock()
+                        .map_or(true, |t| t.elapsed() < OVERWRITE_SLOT_IDLE)
+            });
+        }
+        let slot = slots.entry(key.to_owned()).or_insert_with(|| {
+            Arc::new(OverwriteSlot {
+                stamp: tokio::sync::Mutex::new((0, 0)),
+                used: Mutex::new(Instant::now()),
+            })
+        });
+        if let Ok(mut used) = slot.used.lock() {
+            *used = Instant::now();
+        }
+        slot.clone()
+    }
 }
 
 /// A live stream's entry in the registry.
@@ -146,6 +204,11 @@ pub struct StreamSession {
     /// `app/stream`.
     name: String,
     session_id: u32,
+    /// Start order among this process's sessions (orders overwrite stores across sessions).
+    generation: u64,
+    /// The session's names and settings: a shot's callback can be formed from them and the
+    /// shot alone on a fresh instance if the session's instance traps with the shot in flight.
+    meta: Arc<(SessionInfo, Settings)>,
     capture: Arc<Mutex<CaptureInstance>>,
     span: tracing::Span,
     /// Set once the capture instance trapped: the stream is over.
@@ -160,6 +223,8 @@ pub struct StreamSession {
     extras: Arc<Extras>,
     /// Why the session ends, once known (default "disconnected").
     end_reason: Option<&'static str>,
+    /// The stream's entry in the cluster-wide live registry (cluster mode), deleted on drop.
+    _live_entry: Option<crate::cluster::registry::LiveEntry>,
 }
 
 /// What the optional features keep for a live session.
@@ -200,18 +265,52 @@ impl Drop for Turn {
 }
 
 impl StreamSession {
-    /// Register `app/stream` and start its capture instance.
+    /// Register `app/stream` (on this node) and start its capture instance.
     pub fn start(ctx: &Arc<ServeCtx>, app: &str, stream: &str) -> Result<StreamSession, Refusal> {
+        Self::start_with(ctx, app, stream, now_ms(), rand::random(), None)
+    }
+
+    /// Register `app/stream` — in cluster mode first in the cluster-wide live registry, so a
+    /// name live on any node is refused — and start its capture instance.
+    pub async fn open(
+        ctx: &Arc<ServeCtx>,
+        app: &str,
+        stream: &str,
+    ) -> Result<StreamSession, Refusal> {
+        let Some(cluster) = &ctx.cluster else {
+            return Self::start(ctx, app, stream);
+        };
+        if ctx.config.tenant(app).is_none() {
+            return Err(Refusal::UnknownApp(app.to_owned()));
+        }
+        let (push_start_ms, session_id) = (now_ms(), rand::random());
+        let entry = cluster
+            .registry()
+            .register(
+                app,
+                stream,
+                session_id,
+                push_start_ms,
+                ctx.config.limits.max_streams_per_tenant,
+            )
+            .await?;
+        Self::start_with(ctx, app, stream, push_start_ms, session_id, entry)
+    }
+
+    fn start_with(
+        ctx: &Arc<ServeCtx>,
+        app: &str,
+        stream: &str,
+        push_start_ms: u64,
+        session_id: u32,
+        live_entry: Option<crate::cluster::registry::LiveEntry>,
+    ) -> Result<StreamSession, Refusal> {
         let tenant = ctx
             .config
             .tenant(app)
             .cloned()
             .ok_or_else(|| Refusal::UnknownApp(app.to_owned()))?;
         let name = format!("{app}/{stream}");
-        let push_start_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
-        let session_id: u32 = rand::random();
         let alterurl = tenant.callback_secret.as_deref().map(|secret| {
             format!(
                 "{}/latest/{app}/{stream}.jpg?token={}",
@@ -317,6 +416,8 @@ impl StreamSession {
             tenant,
             name,
             session_id,
+            generation: ctx.overwrites.next_generation(),
+            meta: Arc::new((info, settings)),
             capture,
             span,
             failed: false,
@@ -329,6 +430,7 @@ impl StreamSession {
                 state: Mutex::new(ExtrasState::default()),
             }),
             end_reason: None,
+            _live_entry: live_entry,
         };
         if let Some(body) = started {
             // The started event takes the first place in the stream's callback order.
@@ -460,7 +562,7 @@ impl StreamSession {
         let name = self.name.clone();
         let capture = self.capture.clone();
         let extras = self.extras.clone();
-        let session_id = self.session_id;
+        let (session_id, generation, meta) = (self.session_id, self.generation, self.meta.clone());
         let task = async move {
             let rendered = render(&ctx, &shot, &extras.features).await;
             let (picture, tile) = match rendered {
@@ -471,7 +573,7 @@ impl StreamSession {
                     turn.wait().await;
                     let verdict = match capture.lock() {
                         Ok(mut capture) => capture.judge(shot.seq, &r.analysis),
-                        Err(_) => return,
+                        Err(_) => Err(anyhow::anyhow!("capture instance poisoned")),
                     };
                     match verdict {
                         Ok(Ok(Verdict::Skip(reason))) => {
@@ -482,15 +584,23 @@ impl StreamSession {
                         Ok(Ok(Verdict::Keep(place))) => (Ok(r.picture), place.zip(r.tile)),
                         Ok(Err(f)) => (Err(f), None),
                         Err(trap) => {
-                            tracing::error!(seq = shot.seq, cause = %format!("{trap:#}"), "capture instance trapped; shot not reported");
-                            return;
+                            // No judge left to ask: keep the picture (no tile), as a session
+                            // without features would, so the capture is stored and reported.
+                            tracing::error!(seq = shot.seq, cause = %format!("{trap:#}"), "capture instance trapped before judging: shot kept unjudged");
+                            (Ok(r.picture), None)
                         }
                     }
                 }
                 Err(f) => (Err(f), None),
             };
             let outcome = match picture {
-                Ok(picture) => store(&ctx, &tenant, &name, session_id, &shot, &turn, picture).await,
+                Ok(picture) => {
+                    let stamp = (generation, shot.seq);
+                    store(
+                        &ctx, &tenant, &name, session_id, stamp, &shot, &turn, picture,
+                    )
+                    .await
+                }
                 Err(f) => Outcome::Failed(f),
             };
             let code = match &outcome {
@@ -502,13 +612,37 @@ impl StreamSession {
             let sheet = tile.as_ref().map(|(place, _)| place.sheet);
             note_attempt(&ctx, &name, session_id, Some(shot.codec), &outcome, sheet);
             let body = {
-                let Ok(mut capture) = capture.lock() else {
-                    return;
-                };
-                capture.complete(shot.seq, &outcome)
+                match capture.lock() {
+                    Ok(mut capture) => capture.complete(shot.seq, &outcome),
+                    Err(_) => Err(anyhow::anyhow!("capture instance poisoned")),
+                }
+            };
+            let body = match body {
+                Ok(body) => body,
+                Err(trap) => {
+                    // The stream's capture instance is gone (its session ends): form the
+                    // callback on a fresh instance from the shot alone, byte for byte what
+                    // `complete` would have returned (WIT `capture.callback-body`).
+                    tracing::warn!(seq = shot.seq, cause = %format!("{trap:#}"), "capture instance gone: callback formed on a fresh instance");
+                    let (info, settings) = &*meta;
+                    match ctx.runtime.callback_body(
+                        info,
+                        settings,
+                        shot.seq,
+                        &shot.key,
+                        shot.unix_timestamp,
+                        &outcome,
+                    ) {
+                        Ok(body) => body,
+                        Err(e) => {
+                            tracing::error!(seq = shot.seq, key = %shot.key, code, cause = %format!("{e:#}"), "no callback could be formed for this shot");
+                            return;
+                        }
+                    }
+                }
             };
             match body {
-                Ok(Ok(body)) => {
+                Ok(body) => {
                     // Renders of one stream may finish out of order; callbacks leave in seq order.
                     turn.wait().await;
                     deliver(&ctx, &tenant, &name, body).await;
@@ -517,13 +651,8 @@ impl StreamSession {
                     ctx.metrics
                         .capture_latency(arrived.elapsed(), Some(shot.codec));
                 }
-                Ok(Err(f)) => {
+                Err(f) => {
                     tracing::error!(seq = shot.seq, cause = %f.text(), "capture refused a shot outcome")
-                }
-                Err(trap) => {
-                    // The stream's capture instance is gone (its session ends): no callback body
-                    // can be formed; say what became of the shot so an operator can follow up.
-                    tracing::error!(seq = shot.seq, key = %shot.key, code, cause = %format!("{trap:#}"), "capture instance trapped; shot not reported")
                 }
             }
         };
@@ -784,34 +913,61 @@ fn unregister(ctx: &ServeCtx, name: &str, session_id: u32) {
 }
 
 /// Store `shot`'s picture. In overwrite mode every shot has the same key, so the store waits for
-/// the stream's earlier shots: the object is always the newest picture, never an older render
-/// that happened to finish last.
+/// the stream's earlier shots, and across sessions it is written only if no later session's
+/// picture (higher `stamp`: session generation, seq) is there already: the object is always the
+/// newest picture, never an older render that happened to finish last. A superseded store is
+/// reported as stored (the key holds a newer picture of the stream, as overwrite mode promises).
+#[allow(clippy::too_many_arguments)]
 async fn store(
     ctx: &ServeCtx,
     tenant: &TenantConfig,
     name: &str,
     session_id: u32,
+    stamp: (u64, u32),
     shot: &Shot,
     turn: &Turn,
     picture: Picture,
 ) -> Outcome {
     let jpeg = Bytes::from(picture.jpeg);
+    let size = (picture.width_px, picture.height_px);
     if tenant.overwrite {
         turn.wait().await;
-    }
-    if let Err(e) = ctx
-        .storage
-        .put(&tenant.bucket.0, &shot.key, jpeg.clone())
-        .await
-    {
-        tracing::warn!(key = %shot.key, cause = %format!("{e:#}"), "upload failed");
-        return Outcome::Failed(Failure::new(ErrorCode::UploadFailed, format!("{e:#}")));
+        let slot = ctx
+            .overwrites
+            .slot(&format!("{}/{}", tenant.bucket.0, shot.key));
+        let mut newest = slot.stamp.lock().await;
+        if *newest > stamp {
+            tracing::info!(key = %shot.key, "a later session's picture is stored already: this late render is not written");
+            return Outcome::Stored(size);
+        }
+        if let Err(outcome) = put_shot(ctx, tenant, shot, jpeg.clone()).await {
+            return outcome;
+        }
+        *newest = stamp;
+    } else if let Err(outcome) = put_shot(ctx, tenant, shot, jpeg.clone()).await {
+        return outcome;
     }
     tracing::info!(key = %shot.key, width = picture.width_px, height = picture.height_px, "shot stored");
     if let Ok(mut live) = ctx.live.lock() {
         offer_latest(&mut live, name, session_id, shot.seq, jpeg);
     }
-    Outcome::Stored((picture.width_px, picture.height_px))
+    Outcome::Stored(size)
+}
+
+/// Put a shot's JPEG; the failed outcome if storage refused it.
+async fn put_shot(
+    ctx: &ServeCtx,
+    tenant: &TenantConfig,
+    shot: &Shot,
+    jpeg: Bytes,
+) -> Result<(), Outcome> {
+    ctx.storage
+        .put(&tenant.bucket.0, &shot.key, jpeg)
+        .await
+        .map_err(|e| {
+            tracing::warn!(key = %shot.key, cause = %format!("{e:#}"), "upload failed");
+            Outcome::Failed(Failure::new(ErrorCode::UploadFailed, format!("{e:#}")))
+        })
 }
 
 /// Make `jpeg` (shot `seq` of `session_id`) the latest picture of `name` if that session is still
@@ -845,7 +1001,11 @@ async fn deliver(ctx: &ServeCtx, tenant: &TenantConfig, name: &str, body: String
         url: url.0.clone(),
         secret: tenant.callback_secret.clone(),
     };
-    if let Err(e) = ctx.callbacks.enqueue(&target, name, body).await {
+    let queued = match &ctx.cluster {
+        Some(cluster) => cluster.enqueue(&target, name, body).await,
+        None => ctx.callbacks.enqueue(&target, name, body).await,
+    };
+    if let Err(e) = queued {
         tracing::error!(cause = %format!("{e:#}"), "could not spool a callback");
     }
 }

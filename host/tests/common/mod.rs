@@ -5,6 +5,8 @@
     reason = "each test binary uses a different subset of these helpers"
 )]
 
+pub mod nats;
+
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 use std::collections::HashMap;
