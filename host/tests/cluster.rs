@@ -107,7 +107,8 @@ fn ffmpeg(input: &str, realtime: bool, url: &str) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new("ffmpeg");
     cmd.args(["-nostdin", "-loglevel", "error"]);
     if realtime {
-        cmd.arg("-re");
+        // 10 s in real time: I-frames every 2 s, five captures at interval 1.
+        cmd.args(["-re", "-t", "10"]);
     }
     cmd.arg("-i")
         .arg(fixture(input))
@@ -142,9 +143,15 @@ fn accepted_taskids(receiver: &Receiver) -> BTreeSet<String> {
 
 /// Every stored picture under `root`, as object keys.
 fn stored_keys(root: &Path) -> BTreeSet<String> {
-    common::files_under(&root.join("shots"))
+    let shots = root.join("shots");
+    common::files_under(&shots)
         .into_iter()
-        .map(|p| p.to_string_lossy().into_owned())
+        .map(|p| {
+            p.strip_prefix(&shots)
+                .unwrap_or(&p)
+                .to_string_lossy()
+                .into_owned()
+        })
         .filter(|k| k.ends_with(".jpg"))
         .collect()
 }
@@ -370,15 +377,19 @@ fn a_killed_nodes_callbacks_are_delivered_by_another_node() {
         .unwrap();
         assert!(status.success());
         let root = dir.join("objects");
-        let mut stored = 0;
-        let settled = eventually(Duration::from_secs(60), || {
+        // Settled: the same number of pictures for 2 s.
+        let (mut stored, mut same_since) = (0, Instant::now());
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
             let now = stored_keys(&root).len();
-            let same = now == stored && now > 0;
-            stored = now;
-            same
-        })
-        .await;
-        assert!(settled);
+            if now != stored {
+                (stored, same_since) = (now, Instant::now());
+            } else if now > 0 && same_since.elapsed() > Duration::from_secs(2) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "pictures never settled");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         // Every capture stored and its callback in JetStream (A holds it, retrying).
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {

@@ -244,16 +244,8 @@ pub async fn connect(cfg: &ClusterConfig) -> anyhow::Result<Connection> {
         .await
         .with_context(|| format!("cannot open JetStream stream {name}"))?;
     }
-    let bucket = |name: &str| kv::Config {
-        bucket: name.to_owned(),
-        history: 1,
-        max_age: cfg.lease(),
-        storage: stream::StorageType::File,
-        num_replicas: replicas,
-        ..Default::default()
-    };
-    let nodes = open_bucket(&js, bucket(NODES_BUCKET)).await?;
-    let live = open_bucket(&js, bucket(LIVE_BUCKET)).await?;
+    let nodes = open_bucket(&js, NODES_BUCKET, cfg).await?;
+    let live = open_bucket(&js, LIVE_BUCKET, cfg).await?;
     Ok(Connection {
         cfg: cfg.clone(),
         client,
@@ -264,16 +256,34 @@ pub async fn connect(cfg: &ClusterConfig) -> anyhow::Result<Connection> {
     })
 }
 
-async fn open_bucket(js: &jetstream::Context, config: kv::Config) -> anyhow::Result<kv::Store> {
-    let name = config.bucket.clone();
-    match js.get_key_value(&name).await {
-        Ok(store) => Ok(store),
-        Err(_) => js
-            .create_key_value(config)
-            .await
-            .or(js.get_key_value(&name).await.map_err(anyhow::Error::from))
-            .with_context(|| format!("cannot open JetStream KV bucket {name}")),
-    }
+/// Open (create) a KV bucket whose entries expire `lease_s` after their last write. The
+/// bucket's stream is made here, as a KV bucket's stream is laid out (`KV_{bucket}`, subjects
+/// `$KV.{bucket}.>`, one message per key, rollups, direct gets), so it works with every server
+/// from 2.9 on.
+async fn open_bucket(
+    js: &jetstream::Context,
+    name: &str,
+    cfg: &ClusterConfig,
+) -> anyhow::Result<kv::Store> {
+    js.get_or_create_stream(stream::Config {
+        name: format!("KV_{name}"),
+        subjects: vec![format!("$KV.{name}.>")],
+        max_messages_per_subject: 1,
+        max_age: cfg.lease(),
+        duplicate_window: cfg.lease(),
+        storage: stream::StorageType::File,
+        num_replicas: cfg.replicas,
+        allow_rollup: true,
+        deny_delete: true,
+        allow_direct: true,
+        discard: stream::DiscardPolicy::New,
+        ..Default::default()
+    })
+    .await
+    .with_context(|| format!("cannot open JetStream KV bucket {name}"))?;
+    js.get_key_value(name)
+        .await
+        .with_context(|| format!("cannot open JetStream KV bucket {name}"))
 }
 
 impl Connection {
