@@ -14,6 +14,7 @@ LIVESNAP=${LIVESNAP:-target/release/livesnap}
 CALLBACK_URL=${CALLBACK_URL:-http://127.0.0.1:9000/cb}
 [[ -x $LIVESNAP ]] || cargo build --release -p livesnap
 WORK=${WORK:-$(mktemp -d /tmp/livesnap-cluster.XXXXXX)}
+mkdir -p "$WORK"
 echo "state under $WORK"
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null; wait' EXIT INT TERM

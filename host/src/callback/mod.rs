@@ -168,7 +168,7 @@ pub enum Ticket {
     /// A row of the local spool (its id): removed once delivered or final.
     Spool(u64),
     /// A message of a JetStream consumer (cluster mode): acknowledged once delivered or final.
-    Jet(crate::cluster::Held),
+    Jet(Box<crate::cluster::Held>),
 }
 
 impl Ticket {
@@ -349,7 +349,7 @@ impl Callbacks {
     /// Queue a message of a JetStream consumer for delivery (cluster mode); it is acknowledged
     /// once delivered or final.
     pub fn push_jet(&self, held: crate::cluster::Held, entry: Entry) {
-        self.push(Ticket::Jet(held), Arc::new(entry));
+        self.push(Ticket::Jet(Box::new(held)), Arc::new(entry));
     }
 
     /// Callbacks found in the spool at open, left by an earlier run.

@@ -223,6 +223,35 @@ pub async fn connect(cfg: &ClusterConfig) -> anyhow::Result<Connection> {
         .await
         .with_context(|| format!("cannot connect to NATS at {}", cfg.nats.join(", ")))?;
     let js = jetstream::new(client.clone());
+    // Setup may wait for a cluster that is still forming (a leader just elected, peers
+    // catching up): a longer timeout, and retries for up to a minute.
+    let mut admin = jetstream::new(client.clone());
+    admin.set_timeout(Duration::from_secs(10));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        match setup(&admin, cfg).await {
+            Ok(()) => break,
+            Err(e) if tokio::time::Instant::now() < deadline => {
+                tracing::warn!(cause = %format!("{e:#}"), "JetStream not ready; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let nodes = js.get_key_value(NODES_BUCKET).await?;
+    let live = js.get_key_value(LIVE_BUCKET).await?;
+    Ok(Connection {
+        cfg: cfg.clone(),
+        client,
+        js,
+        nodes,
+        live,
+        boot: format!("{:016x}", rand::random::<u64>()),
+    })
+}
+
+/// Create the streams and buckets if missing (existing ones are used as they are).
+async fn setup(js: &jetstream::Context, cfg: &ClusterConfig) -> anyhow::Result<()> {
     let replicas = cfg.replicas;
     for (name, subjects) in [
         (CALLBACK_STREAM, "livesnap.cb.*"),
@@ -244,16 +273,9 @@ pub async fn connect(cfg: &ClusterConfig) -> anyhow::Result<Connection> {
         .await
         .with_context(|| format!("cannot open JetStream stream {name}"))?;
     }
-    let nodes = open_bucket(&js, NODES_BUCKET, cfg).await?;
-    let live = open_bucket(&js, LIVE_BUCKET, cfg).await?;
-    Ok(Connection {
-        cfg: cfg.clone(),
-        client,
-        js,
-        nodes,
-        live,
-        boot: format!("{:016x}", rand::random::<u64>()),
-    })
+    open_bucket(js, NODES_BUCKET, cfg).await?;
+    open_bucket(js, LIVE_BUCKET, cfg).await?;
+    Ok(())
 }
 
 /// Open (create) a KV bucket whose entries expire `lease_s` after their last write. The
@@ -264,7 +286,7 @@ async fn open_bucket(
     js: &jetstream::Context,
     name: &str,
     cfg: &ClusterConfig,
-) -> anyhow::Result<kv::Store> {
+) -> anyhow::Result<()> {
     js.get_or_create_stream(stream::Config {
         name: format!("KV_{name}"),
         subjects: vec![format!("$KV.{name}.>")],
@@ -281,9 +303,7 @@ async fn open_bucket(
     })
     .await
     .with_context(|| format!("cannot open JetStream KV bucket {name}"))?;
-    js.get_key_value(name)
-        .await
-        .with_context(|| format!("cannot open JetStream KV bucket {name}"))
+    Ok(())
 }
 
 impl Connection {

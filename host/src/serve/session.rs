@@ -917,7 +917,10 @@ fn unregister(ctx: &ServeCtx, name: &str, session_id: u32) {
 /// picture (higher `stamp`: session generation, seq) is there already: the object is always the
 /// newest picture, never an older render that happened to finish last. A superseded store is
 /// reported as stored (the key holds a newer picture of the stream, as overwrite mode promises).
-#[allow(clippy::too_many_arguments)]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "a capture's context, passed as is from the capture task"
+)]
 async fn store(
     ctx: &ServeCtx,
     tenant: &TenantConfig,
