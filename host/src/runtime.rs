@@ -278,16 +278,7 @@ impl Runtime {
         settings: &Settings,
         options: &SessionOptions,
     ) -> anyhow::Result<Result<CaptureInstance, Failure>> {
-        let (engine, pre) = match &self.capture {
-            Some((engine, pre)) => (engine, pre),
-            None => (&self.engine, &self.pre),
-        };
-        let mut store = self.new_store(engine, self.limits.capture_memory_bytes);
-        store.set_epoch_deadline(ticks(self.limits.capture_deadline));
-        let snapper = pre
-            .instantiate(&mut store)
-            .map_err(anyhow::Error::from)
-            .context("instantiating a capture instance")?;
+        let (mut store, snapper) = self.fresh_capture()?;
         let created = snapper
             .livesnap_snap_capture()
             .session()
@@ -299,6 +290,21 @@ impl Runtime {
             session,
             deadline_ticks: ticks(self.limits.capture_deadline),
         }))
+    }
+
+    /// A new capture instance in its own store, with the capture memory cap and deadline.
+    fn fresh_capture(&self) -> anyhow::Result<(Store<HostState>, bindings::Snapper)> {
+        let (engine, pre) = match &self.capture {
+            Some((engine, pre)) => (engine, pre),
+            None => (&self.engine, &self.pre),
+        };
+        let mut store = self.new_store(engine, self.limits.capture_memory_bytes);
+        store.set_epoch_deadline(ticks(self.limits.capture_deadline));
+        let snapper = pre
+            .instantiate(&mut store)
+            .map_err(anyhow::Error::from)
+            .context("instantiating a capture instance")?;
+        Ok((store, snapper))
     }
 
     /// The callback body of shot `seq` (stored at `key`, or failed) of the session `info` with
@@ -313,16 +319,7 @@ impl Runtime {
         unix_timestamp: u64,
         outcome: &Outcome,
     ) -> anyhow::Result<Result<String, Failure>> {
-        let (engine, pre) = match &self.capture {
-            Some((engine, pre)) => (engine, pre),
-            None => (&self.engine, &self.pre),
-        };
-        let mut store = self.new_store(engine, self.limits.capture_memory_bytes);
-        store.set_epoch_deadline(ticks(self.limits.capture_deadline));
-        let snapper = pre
-            .instantiate(&mut store)
-            .map_err(anyhow::Error::from)
-            .context("instantiating a capture instance")?;
+        let (mut store, snapper) = self.fresh_capture()?;
         snapper
             .livesnap_snap_capture()
             .call_callback_body(

@@ -168,25 +168,61 @@ fn called_back_keys(receiver: &Receiver) -> BTreeSet<String> {
         .collect()
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
+/// One scenario's world: a NATS cluster, a scripted receiver and a runtime for the nodes, torn
+/// down in that order (then the directory), one scenario at a time.
+struct Scenario {
+    rt: tokio::runtime::Runtime,
+    nats: NatsCluster,
+    receiver: Receiver,
+    dir: Cleanup,
+    _one: std::sync::MutexGuard<'static, ()>,
+}
+
+/// Removes a test directory when dropped.
+struct Cleanup(PathBuf);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl Scenario {
+    fn new(
+        tag: &str,
+        script: impl Fn(&common::Request, u32) -> Reply + Send + Sync + 'static,
+    ) -> Scenario {
+        let one = serial();
+        let dir = temp_dir(tag);
+        Scenario {
+            rt: tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap(),
+            nats: NatsCluster::start(&dir.join("nats")),
+            receiver: Receiver::start(script),
+            dir: Cleanup(dir),
+            _one: one,
+        }
+    }
 }
 
 #[test]
 fn a_stream_live_on_one_node_is_refused_on_another_until_it_stops() {
-    let _one = serial();
-    let dir = temp_dir("cluster-registry");
-    let nats = NatsCluster::start(&dir.join("nats"));
-    let receiver = Receiver::start(|_, _| Reply::Status(200));
-    let rt = runtime();
+    let mut world = Scenario::new("cluster-registry", |_, _| Reply::Status(200));
+    let Scenario {
+        rt,
+        nats,
+        receiver,
+        dir,
+        ..
+    } = &mut world;
+    let dir = &dir.0;
     rt.block_on(async {
         let p = free_ports(4);
-        let a = Node::start(&node_config(&dir, &nats, "a", &receiver.url, (p[0], p[1]))).await;
-        let b = Node::start(&node_config(&dir, &nats, "b", &receiver.url, (p[2], p[3]))).await;
+        let a = Node::start(&node_config(dir, nats, "a", &receiver.url, (p[0], p[1]))).await;
+        let b = Node::start(&node_config(dir, nats, "b", &receiver.url, (p[2], p[3]))).await;
 
         // A real publisher on node A, 10 s in real time.
         let mut on_a = ffmpeg(
@@ -289,9 +325,6 @@ fn a_stream_live_on_one_node_is_refused_on_another_until_it_stops() {
         a.shutdown().await;
         b.shutdown().await;
     });
-    drop(rt);
-    drop(nats);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A node as its own `livesnap serve` process, so it can be killed with SIGKILL.
@@ -351,20 +384,24 @@ impl Drop for NodeProcess {
 
 #[test]
 fn a_killed_nodes_callbacks_are_delivered_by_another_node() {
-    let _one = serial();
-    let dir = temp_dir("cluster-kill-node");
-    let nats = NatsCluster::start(&dir.join("nats"));
-    let receiver = Receiver::start(|_, _| Reply::Status(503));
-    let rt = runtime();
+    let mut world = Scenario::new("cluster-kill-node", |_, _| Reply::Status(503));
+    let Scenario {
+        rt,
+        nats,
+        receiver,
+        dir,
+        ..
+    } = &mut world;
+    let dir = &dir.0;
     rt.block_on(async {
         let p = free_ports(4);
         let mut a = NodeProcess::start(
             &dir,
-            &node_config(&dir, &nats, "a", &receiver.url, (p[0], p[1])),
+            &node_config(dir, nats, "a", &receiver.url, (p[0], p[1])),
             "a",
             (p[0], p[1]),
         );
-        let b = Node::start(&node_config(&dir, &nats, "b", &receiver.url, (p[2], p[3]))).await;
+        let b = Node::start(&node_config(dir, nats, "b", &receiver.url, (p[2], p[3]))).await;
 
         // Receiver down; a publisher sends every keyframe of the 1080p clip into node A.
         let status = ffmpeg(
@@ -436,29 +473,30 @@ fn a_killed_nodes_callbacks_are_delivered_by_another_node() {
         );
         b.shutdown().await;
     });
-    drop(rt);
-    drop(nats);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn a_killed_nats_server_loses_no_callback() {
-    let _one = serial();
-    let dir = temp_dir("cluster-kill-nats");
-    let mut nats = NatsCluster::start(&dir.join("nats"));
     // Down for the first tries of every callback, so deliveries are in progress at the kill.
-    let receiver = Receiver::start(|_, attempt| {
+    let mut world = Scenario::new("cluster-kill-nats", |_, attempt| {
         if attempt < 3 {
             Reply::Status(503)
         } else {
             Reply::Status(200)
         }
     });
-    let rt = runtime();
+    let Scenario {
+        rt,
+        nats,
+        receiver,
+        dir,
+        ..
+    } = &mut world;
+    let dir = &dir.0;
     rt.block_on(async {
         let p = free_ports(4);
-        let a = Node::start(&node_config(&dir, &nats, "a", &receiver.url, (p[0], p[1]))).await;
-        let b = Node::start(&node_config(&dir, &nats, "b", &receiver.url, (p[2], p[3]))).await;
+        let a = Node::start(&node_config(dir, nats, "a", &receiver.url, (p[0], p[1]))).await;
+        let b = Node::start(&node_config(dir, nats, "b", &receiver.url, (p[2], p[3]))).await;
         // Two publishers in real time, one per node.
         let mut on_a = ffmpeg(
             "baseline_360p.flv",
@@ -498,21 +536,22 @@ fn a_killed_nats_server_loses_no_callback() {
         a.shutdown().await;
         b.shutdown().await;
     });
-    drop(rt);
-    drop(nats);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn callbacks_fall_back_to_the_local_spool_while_jetstream_is_unreachable() {
-    let _one = serial();
-    let dir = temp_dir("cluster-freeze");
-    let nats = NatsCluster::start(&dir.join("nats"));
-    let receiver = Receiver::start(|_, _| Reply::Status(200));
-    let rt = runtime();
+    let mut world = Scenario::new("cluster-freeze", |_, _| Reply::Status(200));
+    let Scenario {
+        rt,
+        nats,
+        receiver,
+        dir,
+        ..
+    } = &mut world;
+    let dir = &dir.0;
     rt.block_on(async {
         let p = free_ports(2);
-        let a = Node::start(&node_config(&dir, &nats, "a", &receiver.url, (p[0], p[1]))).await;
+        let a = Node::start(&node_config(dir, nats, "a", &receiver.url, (p[0], p[1]))).await;
         let mut publisher = ffmpeg(
             "baseline_360p.flv",
             true,
@@ -574,7 +613,4 @@ fn callbacks_fall_back_to_the_local_spool_while_jetstream_is_unreachable() {
         );
         a.shutdown().await;
     });
-    drop(rt);
-    drop(nats);
-    let _ = std::fs::remove_dir_all(&dir);
 }
