@@ -396,7 +396,7 @@ fn a_killed_nodes_callbacks_are_delivered_by_another_node() {
     rt.block_on(async {
         let p = free_ports(4);
         let mut a = NodeProcess::start(
-            &dir,
+            dir,
             &node_config(dir, nats, "a", &receiver.url, (p[0], p[1])),
             "a",
             (p[0], p[1]),
@@ -448,21 +448,21 @@ fn a_killed_nodes_callbacks_are_delivered_by_another_node() {
         let killed = Instant::now();
         receiver.set_script(|_, _| Reply::Status(200));
         let all = eventually(Duration::from_secs(LEASE_S + 12), || {
-            called_back_keys(&receiver) == keys
+            called_back_keys(receiver) == keys
         })
         .await;
         let took = killed.elapsed();
         assert!(
             all,
             "callbacks missing after node A died: {:?}",
-            keys.difference(&called_back_keys(&receiver))
+            keys.difference(&called_back_keys(receiver))
                 .collect::<Vec<_>>()
         );
         eprintln!(
             "all {} callbacks of the killed node arrived {took:?} after the kill",
             keys.len()
         );
-        let taskids = accepted_taskids(&receiver);
+        let taskids = accepted_taskids(receiver);
         let seqs: BTreeSet<u32> = taskids.iter().map(|t| stream_and_seq(t).1).collect();
         assert_eq!(seqs, (1..=keys.len() as u32).collect(), "no taskid missing");
         let m = b.metrics().await;
@@ -522,16 +522,16 @@ fn a_killed_nats_server_loses_no_callback() {
         assert!(keys_settled, "{:?}", stored_keys(&root));
         let keys = stored_keys(&root);
         let all = eventually(Duration::from_secs(60), || {
-            called_back_keys(&receiver) == keys
+            called_back_keys(receiver) == keys
         })
         .await;
         assert!(
             all,
             "callbacks lost after a NATS server died: {:?}",
-            keys.difference(&called_back_keys(&receiver))
+            keys.difference(&called_back_keys(receiver))
                 .collect::<Vec<_>>()
         );
-        let taskids = accepted_taskids(&receiver);
+        let taskids = accepted_taskids(receiver);
         assert_eq!(taskids.len(), 10, "{taskids:?}");
         a.shutdown().await;
         b.shutdown().await;
@@ -577,16 +577,16 @@ fn callbacks_fall_back_to_the_local_spool_while_jetstream_is_unreachable() {
         let root = dir.join("objects");
         let all = eventually(Duration::from_secs(60), || {
             let keys = stored_keys(&root);
-            keys.len() == 5 && called_back_keys(&receiver) == keys
+            keys.len() == 5 && called_back_keys(receiver) == keys
         })
         .await;
         assert!(
             all,
             "stored {:?}, called back {:?}",
             stored_keys(&root),
-            called_back_keys(&receiver)
+            called_back_keys(receiver)
         );
-        let taskids = accepted_taskids(&receiver);
+        let taskids = accepted_taskids(receiver);
         let seqs: Vec<u32> = taskids.iter().map(|t| stream_and_seq(t).1).collect();
         assert_eq!(seqs, [1, 2, 3, 4, 5]);
         // Order per stream: the callbacks were accepted in seq order.
