@@ -186,20 +186,24 @@ impl<'a> Registry<'a> {
         let mut watch = live
             .watch_with_history(format!("s.{}.*", encode(app)))
             .await?;
-        let mut earlier = 0;
+        // The newest value per key: refreshes during the scan deliver a key again.
+        let mut newest: std::collections::HashMap<String, Option<LiveValue>> =
+            std::collections::HashMap::new();
         while let Some(entry) = watch.next().await {
             let entry = entry?;
-            if entry.operation == kv::Operation::Put
-                && let Ok(value) = serde_json::from_slice::<LiveValue>(&entry.value)
-                && value.order() < ours.order()
-            {
-                earlier += 1;
-            }
+            let value = (entry.operation == kv::Operation::Put)
+                .then(|| serde_json::from_slice::<LiveValue>(&entry.value).ok())
+                .flatten();
+            newest.insert(entry.key.clone(), value);
             if entry.delta == 0 {
                 break;
             }
         }
-        Ok(earlier)
+        Ok(newest
+            .values()
+            .flatten()
+            .filter(|value| value.order() < ours.order())
+            .count())
     }
 
     /// Refresh the entry every `lease_s / 3` until dropped.
