@@ -495,7 +495,12 @@ fn a_killed_nats_server_loses_no_callback() {
     let dir = &dir.0;
     rt.block_on(async {
         let p = free_ports(4);
-        let a = Node::start(&node_config(dir, nats, "a", &receiver.url, (p[0], p[1]))).await;
+        // Node A knows only server n0, the one killed below: it must fail over to the servers
+        // it learnt from n0 (cluster INFO), so the kill hits a live client connection.
+        let only_n0 = node_config(dir, nats, "a", &receiver.url, (p[0], p[1]))
+            .replace(&nats.toml_list(), &format!("[\"{}\"]", nats.urls()[0]));
+        assert!(only_n0.contains(&format!("nats = [\"{}\"]", nats.urls()[0])));
+        let a = Node::start(&only_n0).await;
         let b = Node::start(&node_config(dir, nats, "b", &receiver.url, (p[2], p[3]))).await;
         // Two publishers in real time, one per node.
         let mut on_a = ffmpeg(
