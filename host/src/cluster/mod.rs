@@ -177,6 +177,8 @@ pub struct Connection {
     js: jetstream::Context,
     nodes: kv::Store,
     live: kv::Store,
+    /// The callbacks stream (consumers, their info).
+    callbacks_stream: stream::Stream,
     /// Random id of this process, so a restarted node recognises its own stale entries.
     boot: String,
 }
@@ -240,12 +242,14 @@ pub async fn connect(cfg: &ClusterConfig) -> anyhow::Result<Connection> {
     }
     let nodes = js.get_key_value(NODES_BUCKET).await?;
     let live = js.get_key_value(LIVE_BUCKET).await?;
+    let callbacks_stream = js.get_stream(CALLBACK_STREAM).await?;
     Ok(Connection {
         cfg: cfg.clone(),
         client,
         js,
         nodes,
         live,
+        callbacks_stream,
         boot: format!("{:016x}", rand::random::<u64>()),
     })
 }
@@ -587,8 +591,11 @@ impl Cluster {
     }
 
     async fn consumer_info(&self, node: &str) -> anyhow::Result<consumer::Info> {
-        let stream = self.conn.js.get_stream(CALLBACK_STREAM).await?;
-        Ok(stream.consumer_info(consumer_name(node)).await?)
+        Ok(self
+            .conn
+            .callbacks_stream
+            .consumer_info(consumer_name(node))
+            .await?)
     }
 
     /// Drain this node's own consumer, once no other node holds a claim on it.
@@ -730,9 +737,10 @@ impl Cluster {
     }
 
     async fn consumer_of(&self, node: &str) -> anyhow::Result<consumer::PullConsumer> {
-        let stream = self.conn.js.get_stream(CALLBACK_STREAM).await?;
         let name = consumer_name(node);
-        Ok(stream
+        Ok(self
+            .conn
+            .callbacks_stream
             .get_or_create_consumer(
                 &name,
                 consumer::pull::Config {
@@ -750,10 +758,7 @@ impl Cluster {
 
     /// Take over the consumers of nodes whose lease expired.
     async fn look_for_dead_nodes(self: &Arc<Self>) {
-        let Ok(mut stream) = self.conn.js.get_stream(CALLBACK_STREAM).await else {
-            return;
-        };
-        let mut names = stream.consumer_names();
+        let mut names = self.conn.callbacks_stream.consumer_names();
         let mut nodes = Vec::new();
         while let Some(Ok(name)) = names.next().await {
             if let Some(node) = name.strip_prefix("cb-")
@@ -763,7 +768,6 @@ impl Cluster {
                 nodes.push(node.to_owned());
             }
         }
-        let _ = stream.info().await;
         for node in nodes {
             if crate::callback::lock(&self.draining).contains(&node) {
                 continue;
