@@ -12,7 +12,10 @@
 mod common;
 
 use common::nats::{NatsCluster, free_ports};
-use common::{Receiver, Reply, check_signature, fixture, stream_and_seq, taskid, temp_dir};
+use common::{
+    Receiver, Reply, check_signature, fixture, fixture_tags, is_keyframe, jpeg_size,
+    stream_and_seq, taskid, temp_dir,
+};
 use livesnap::config::Config;
 use livesnap::serve::Server;
 use livesnap::serve::session::{Refusal, ServeCtx, StreamSession};
@@ -322,6 +325,132 @@ fn a_stream_live_on_one_node_is_refused_on_another_until_it_stops() {
             .await,
             "the publish on node B was captured"
         );
+        // A node that dies with a stream live: its entry stays in the bucket, but once the
+        // node's lease is gone the name is free on the other node.
+        let ghost = StreamSession::open(&a.ctx, "live", "ghost").await.unwrap();
+        assert!(matches!(
+            StreamSession::open(&b.ctx, "live", "ghost")
+                .await
+                .err()
+                .unwrap(),
+            Refusal::AlreadyLive(_)
+        ));
+        std::mem::forget(ghost); // never unregistered, as with a kill -9
+        a.shutdown().await;
+        let died = Instant::now();
+        let deadline = died + Duration::from_secs(LEASE_S + 5);
+        let taken = loop {
+            match StreamSession::open(&b.ctx, "live", "ghost").await {
+                Ok(session) => break session,
+                Err(why) => {
+                    assert!(
+                        Instant::now() < deadline,
+                        "the dead node's stream is still live: {why}"
+                    );
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        };
+        eprintln!(
+            "a dead node's live stream was free {:?} after its last lease",
+            died.elapsed()
+        );
+        drop(taken);
+        b.shutdown().await;
+    });
+}
+
+#[test]
+fn a_late_render_on_one_node_never_overwrites_the_next_sessions_picture_on_another() {
+    let mut world = Scenario::new("cluster-overwrite", |_, _| Reply::Status(200));
+    let Scenario {
+        rt,
+        nats,
+        receiver,
+        dir,
+        ..
+    } = &mut world;
+    let dir = &dir.0;
+    rt.block_on(async {
+        let p = free_ports(4);
+        let overwrite =
+            |text: String| text.replace("interval_s = 1\n", "interval_s = 1\noverwrite = true\n");
+        let a = Node::start(&overwrite(node_config(
+            dir,
+            nats,
+            "a",
+            &receiver.url,
+            (p[0], p[1]),
+        )))
+        .await;
+        let b = Node::start(&overwrite(node_config(
+            dir,
+            nats,
+            "b",
+            &receiver.url,
+            (p[2], p[3]),
+        )))
+        .await;
+        // Session 1 on node A queues every I-frame of the 1080p clip on A's one render worker
+        // and ends; the publisher reconnects to node B at once with a 360p stream.
+        let mut old = StreamSession::open(&a.ctx, "live", "cam").await.unwrap();
+        let tags = fixture_tags("high_1080p.flv");
+        for tag in &tags {
+            old.push(tag.tag_type, tag.timestamp_ms, &tag.body).unwrap();
+        }
+        drop(old);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut new = loop {
+            match StreamSession::open(&b.ctx, "live", "cam").await {
+                Ok(session) => break session,
+                Err(why) => {
+                    assert!(Instant::now() < deadline, "B refuses the reconnect: {why}");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        };
+        let small = fixture_tags("baseline_360p.flv");
+        let end = small.iter().position(is_keyframe).unwrap();
+        for tag in &small[..=end] {
+            new.push(tag.tag_type, tag.timestamp_ms, &tag.body).unwrap();
+        }
+        // Every callback of both sessions: settled for 2 s.
+        let (mut seen, mut since) = (0, Instant::now());
+        while seen == 0 || since.elapsed() < Duration::from_secs(2) {
+            let now = receiver.accepted().len();
+            if now != seen {
+                (seen, since) = (now, Instant::now());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let sizes: Vec<(u64, u64)> = receiver
+            .accepted()
+            .iter()
+            .map(|req| {
+                let v: serde_json::Value = serde_json::from_str(&req.body).unwrap();
+                (
+                    v["width"].as_u64().unwrap_or(0),
+                    v["height"].as_u64().unwrap_or(0),
+                )
+            })
+            .collect();
+        let new_at = sizes
+            .iter()
+            .position(|s| *s == (640, 360))
+            .expect("the new session's callback");
+        assert!(
+            sizes[new_at + 1..].contains(&(1920, 1080)),
+            "no render of the old session finished after the new session's picture: {sizes:?}"
+        );
+        let keys = stored_keys(&dir.join("objects"));
+        assert_eq!(keys.len(), 1, "one key in overwrite mode: {keys:?}");
+        let jpeg = std::fs::read(dir.join("objects/shots").join(keys.first().unwrap())).unwrap();
+        assert_eq!(
+            jpeg_size(&jpeg),
+            (640, 360),
+            "the stored picture is the new session's ({sizes:?})"
+        );
+        drop(new);
         a.shutdown().await;
         b.shutdown().await;
     });

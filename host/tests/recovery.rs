@@ -13,7 +13,7 @@ mod common;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
-use common::{fixture_tags, temp_dir};
+use common::{fixture_tags, is_keyframe, jpeg_size, temp_dir};
 use livesnap::config::Config;
 use livesnap::serve::Server;
 use livesnap::serve::session::StreamSession;
@@ -73,12 +73,6 @@ fn config(dir: &Path, cb: SocketAddr, workers: usize, overwrite: bool) -> Config
     Config::parse(&text, "recovery.toml").unwrap()
 }
 
-fn is_keyframe(tag: &livesnap::ingest::flv::Tag) -> bool {
-    tag.tag_type == 9
-        && tag.body.first().is_some_and(|b| b >> 4 == 1)
-        && tag.body.get(1) == Some(&1)
-}
-
 /// The seq at the end of a taskid (`{app}/{stream}/{push}-{session}/{seq}`).
 fn seq_of(cb: &Value) -> u32 {
     let taskid = cb["taskid"].as_str().unwrap();
@@ -136,23 +130,6 @@ async fn shots_in_flight_when_the_capture_instance_traps_still_get_their_callbac
     assert_eq!(receiver.bodies().len(), shots, "no extra callbacks");
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-/// Width and height from a JPEG's SOF0 marker.
-fn jpeg_size(jpeg: &[u8]) -> (u32, u32) {
-    let mut at = 2;
-    while at + 9 < jpeg.len() {
-        assert_eq!(jpeg[at], 0xff, "marker at {at}");
-        let marker = jpeg[at + 1];
-        let len = usize::from(u16::from_be_bytes([jpeg[at + 2], jpeg[at + 3]]));
-        if matches!(marker, 0xc0..=0xc2) {
-            let h = u16::from_be_bytes([jpeg[at + 5], jpeg[at + 6]]);
-            let w = u16::from_be_bytes([jpeg[at + 7], jpeg[at + 8]]);
-            return (u32::from(w), u32::from(h));
-        }
-        at += 2 + len;
-    }
-    panic!("no SOF marker");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

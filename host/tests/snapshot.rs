@@ -11,20 +11,13 @@
 mod common;
 
 use axum::http::StatusCode;
-use common::{cut_slice_data, fixture_tags as tags, temp_dir};
+use common::{cut_slice_data, fixture_tags as tags, jpeg_size, temp_dir};
 use livesnap::config::Config;
 use livesnap::serve::Server;
 use livesnap::serve::session::{StreamSession, latest_token};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
-
-/// Size of a JPEG.
-fn jpeg_size(jpeg: &[u8]) -> (usize, usize) {
-    let mut decoder = zune_jpeg::JpegDecoder::new(std::io::Cursor::new(jpeg));
-    decoder.decode().unwrap();
-    decoder.dimensions().unwrap()
-}
 
 /// A JPEG of a 640 × 360 picture scaled to short side `side`.
 fn assert_scaled((w, h): (usize, usize), side: usize) {

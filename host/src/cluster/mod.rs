@@ -277,12 +277,14 @@ async fn setup(js: &jetstream::Context, cfg: &ClusterConfig) -> anyhow::Result<(
         .await
         .with_context(|| format!("cannot open JetStream stream {name}"))?;
     }
-    open_bucket(js, NODES_BUCKET, cfg).await?;
-    open_bucket(js, LIVE_BUCKET, cfg).await?;
+    // Leases expire; live entries live as long as their node's lease (see [`registry`]).
+    open_bucket(js, NODES_BUCKET, cfg, cfg.lease()).await?;
+    open_bucket(js, LIVE_BUCKET, cfg, Duration::ZERO).await?;
     Ok(())
 }
 
-/// Open (create) a KV bucket whose entries expire `lease_s` after their last write. The
+/// Open (create) a KV bucket whose entries expire `max_age` after their last write (zero:
+/// never); an existing bucket with another `max_age` is updated to it. The
 /// bucket's stream is made here, as a KV bucket's stream is laid out (`KV_{bucket}`, subjects
 /// `$KV.{bucket}.>`, one message per key, rollups, direct gets), so it works with every server
 /// from 2.9 on.
@@ -290,23 +292,34 @@ async fn open_bucket(
     js: &jetstream::Context,
     name: &str,
     cfg: &ClusterConfig,
+    max_age: Duration,
 ) -> anyhow::Result<()> {
-    js.get_or_create_stream(stream::Config {
-        name: format!("KV_{name}"),
-        subjects: vec![format!("$KV.{name}.>")],
-        max_messages_per_subject: 1,
-        max_age: cfg.lease(),
-        duplicate_window: cfg.lease(),
-        storage: stream::StorageType::File,
-        num_replicas: cfg.replicas,
-        allow_rollup: true,
-        deny_delete: true,
-        allow_direct: true,
-        discard: stream::DiscardPolicy::New,
-        ..Default::default()
-    })
-    .await
-    .with_context(|| format!("cannot open JetStream KV bucket {name}"))?;
+    let stream = js
+        .get_or_create_stream(stream::Config {
+            name: format!("KV_{name}"),
+            subjects: vec![format!("$KV.{name}.>")],
+            max_messages_per_subject: 1,
+            max_age,
+            duplicate_window: cfg.lease(),
+            storage: stream::StorageType::File,
+            num_replicas: cfg.replicas,
+            allow_rollup: true,
+            deny_delete: true,
+            allow_direct: true,
+            discard: stream::DiscardPolicy::New,
+            ..Default::default()
+        })
+        .await
+        .with_context(|| format!("cannot open JetStream KV bucket {name}"))?;
+    let config = &stream.cached_info().config;
+    if config.max_age != max_age {
+        js.update_stream(stream::Config {
+            max_age,
+            ..config.clone()
+        })
+        .await
+        .with_context(|| format!("cannot update the max_age of JetStream KV bucket {name}"))?;
+    }
     Ok(())
 }
 
@@ -463,6 +476,8 @@ pub struct Cluster {
     callbacks: Callbacks,
     forwarder: Forwarder,
     holding: Arc<Holding>,
+    /// The live registry and node leases as this node follows them.
+    view: Arc<registry::LiveView>,
     /// Counters for `/metrics`.
     pub stats: ClusterStats,
     /// Nodes whose consumer this node drains now.
@@ -477,7 +492,13 @@ impl Cluster {
     /// opened with [`Connection::forwarder`].
     pub fn start(conn: Connection, callbacks: Callbacks) -> Arc<Cluster> {
         let forwarder = conn.forwarder();
+        let view = Arc::new(registry::LiveView::new(
+            &conn.cfg.node,
+            &conn.boot,
+            conn.cfg.lease(),
+        ));
         let cluster = Arc::new(Cluster {
+            view,
             conn,
             callbacks,
             forwarder,
@@ -489,7 +510,9 @@ impl Cluster {
         });
         let node = cluster.node().to_owned();
         let span = tracing::info_span!("cluster", node = %node);
-        tokio::spawn(cluster.clone().run().instrument(span));
+        tokio::spawn(cluster.clone().run().instrument(span.clone()));
+        tokio::spawn(registry::follow_entries(cluster.clone()).instrument(span.clone()));
+        tokio::spawn(registry::follow_leases(cluster.clone()).instrument(span));
         cluster
     }
 
@@ -567,7 +590,10 @@ impl Cluster {
             tokio::select! {
                 _ = self.stop.cancelled() => return,
                 _ = lease_timer.tick() => self.refresh_lease().await,
-                _ = takeover_timer.tick() => self.look_for_dead_nodes().await,
+                _ = takeover_timer.tick() => {
+                    self.look_for_dead_nodes().await;
+                    self.registry().sweep().await;
+                }
             }
         }
     }
@@ -576,7 +602,7 @@ impl Cluster {
         let key = format!("live.{}", self.node());
         let put = self.conn.nodes.put(&key, self.conn.boot.clone().into());
         match tokio::time::timeout(self.conn.cfg.lease() / 3, put).await {
-            Ok(Ok(_)) => {}
+            Ok(Ok(revision)) => self.view.lease_written(revision),
             Ok(Err(e)) => {
                 self.warn_once("lease", &e.to_string(), "cannot refresh this node's lease")
             }

@@ -4,43 +4,46 @@
 //!
 //! - Created atomically on publish (KV `create`): a second publish of a live name on any node
 //!   is refused as [`Refusal::AlreadyLive`], the same log line as on one node.
-//! - Refreshed every `lease_s / 3` while live (a compare-and-set on the revision it wrote);
-//!   deleted on unpublish (only if still its own revision); the bucket's `max_age` (`lease_s`)
-//!   frees the entries of a node that died.
-//! - `max_streams_per_tenant` counts the tenant's entries after creating its own: the streams
-//!   that started earlier (push start, then node and session id as tie-breakers) keep their
-//!   place, a publish that finds the cap full of earlier ones withdraws and is refused — two
-//!   racing publishes on two nodes cannot both take the last place.
+//! - An entry lives as long as its node's lease (`live.{node}` in `livesnap_nodes`, refreshed
+//!   every `lease_s / 3`, holding the node process's boot id): entries are not refreshed one by
+//!   one, so a node's coordination cost does not grow with its streams. An entry whose node's
+//!   lease is gone (or names another boot of the node) is stale: a publish of that name takes it
+//!   over by compare-and-set, the tenant count skips it, and a sweep on every node deletes it.
+//!   Deleted on unpublish (only if still its own revision).
+//! - Every node follows the bucket and the leases with two KV watches ([`LiveView`]); counting
+//!   and the overwrite check read that view instead of asking JetStream.
+//! - `max_streams_per_tenant`: after creating its entry at revision R, a publish waits until
+//!   its view has seen R and counts the tenant's live entries of lower revision (created
+//!   earlier). A publish that finds the cap full withdraws and is refused; two racing publishes
+//!   on two nodes are ordered by the bucket's sequence, so they cannot both take the last place.
+//! - A node whose lease lapsed (NATS away longer than `lease_s`) and whose entries were swept
+//!   registers them again when it is back, or logs that the name was taken meanwhile.
 //! - If JetStream does not answer within `publish_timeout_ms`, the publish is admitted on the
 //!   node's own checks (logged once): a streaming service keeps taking streams while its
 //!   coordination store is away, rather than refusing every publisher.
 
 use super::Cluster;
+use crate::callback::lock;
 use crate::serve::session::Refusal;
 use async_nats::jetstream::kv;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
 
 /// What a live entry holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LiveValue {
     /// Node the stream is live on.
     pub node: String,
-    /// That node's process id (a restarted node frees its own stale entries).
+    /// That node's process id: an entry of an earlier run of the node is stale.
     pub boot: String,
     /// The session id.
     pub session_id: u32,
     /// Unix ms of the push start.
     pub push_start_ms: u64,
-}
-
-impl LiveValue {
-    /// Cap order: earlier push start first, then node, then session id.
-    fn order(&self) -> (u64, &str, u32) {
-        (self.push_start_ms, &self.node, self.session_id)
-    }
 }
 
 /// The KV key of `app/stream`.
@@ -62,30 +65,279 @@ pub fn encode(name: &str) -> String {
     out
 }
 
+/// One entry as the view last saw it.
+#[derive(Debug, Clone)]
+struct Seen {
+    value: LiveValue,
+    revision: u64,
+}
+
+/// An entry this node wrote for one of its sessions.
+struct Own {
+    value: bytes::Bytes,
+    revision: u64,
+}
+
+/// This node's view of the registry and of the node leases, kept current by two KV watches
+/// (rebuilt from the buckets' last values when a watch restarts).
+pub struct LiveView {
+    node: String,
+    boot: String,
+    lease: Duration,
+    entries: Mutex<BTreeMap<String, Seen>>,
+    /// Node → (boot id of its last lease, when this node saw that lease written).
+    leases: Mutex<HashMap<String, (String, Instant)>>,
+    /// The highest registry revision seen: every entry written before it is in `entries`.
+    seen: watch::Sender<u64>,
+    /// The highest lease-bucket revision seen.
+    seen_leases: watch::Sender<u64>,
+    /// The revision of this node's first lease write (0 until written).
+    first_lease: watch::Sender<u64>,
+    /// Entries of this node's sessions, by key.
+    own: Mutex<HashMap<String, Own>>,
+    /// Keys whose loss (taken after a lapsed lease) was logged.
+    lost: Mutex<HashSet<String>>,
+    /// Entries of ended sessions whose delete failed: `(key, revision)`, retried by the sweep.
+    orphans: Mutex<Vec<(String, u64)>>,
+}
+
+impl LiveView {
+    pub(super) fn new(node: &str, boot: &str, lease: Duration) -> LiveView {
+        LiveView {
+            node: node.to_owned(),
+            boot: boot.to_owned(),
+            lease,
+            entries: Mutex::default(),
+            leases: Mutex::default(),
+            seen: watch::Sender::new(0),
+            seen_leases: watch::Sender::new(0),
+            first_lease: watch::Sender::new(0),
+            own: Mutex::default(),
+            lost: Mutex::default(),
+            orphans: Mutex::default(),
+        }
+    }
+
+    /// Whether `value`'s node holds a lease of the same boot (as far as this view knows).
+    fn alive(&self, value: &LiveValue) -> bool {
+        if value.node == self.node {
+            return value.boot == self.boot;
+        }
+        lock(&self.leases)
+            .get(&value.node)
+            .is_some_and(|(boot, at)| *boot == value.boot && at.elapsed() < self.lease)
+    }
+
+    fn apply_entry(&self, entry: &kv::Entry) {
+        let value = (entry.operation == kv::Operation::Put)
+            .then(|| serde_json::from_slice::<LiveValue>(&entry.value).ok())
+            .flatten();
+        {
+            let mut entries = lock(&self.entries);
+            match value {
+                Some(value) => {
+                    entries.insert(
+                        entry.key.clone(),
+                        Seen {
+                            value,
+                            revision: entry.revision,
+                        },
+                    );
+                }
+                None => {
+                    entries.remove(&entry.key);
+                }
+            }
+        }
+        self.seen
+            .send_if_modified(|seen| raise(seen, entry.revision));
+    }
+
+    fn apply_lease(&self, entry: &kv::Entry) {
+        if let Some(node) = entry.key.strip_prefix("live.") {
+            let mut leases = lock(&self.leases);
+            if entry.operation == kv::Operation::Put {
+                let boot = String::from_utf8_lossy(&entry.value).into_owned();
+                leases.insert(node.to_owned(), (boot, Instant::now()));
+            } else {
+                leases.remove(node);
+            }
+        }
+        self.seen_leases
+            .send_if_modified(|seen| raise(seen, entry.revision));
+    }
+
+    /// This node wrote its lease at `revision`.
+    pub(super) fn lease_written(&self, revision: u64) {
+        self.first_lease
+            .send_if_modified(|first| *first == 0 && raise(first, revision));
+    }
+
+    /// Wait until the view holds every entry up to `revision` and every lease written before
+    /// this node's own first lease.
+    async fn caught_up(&self, revision: u64) -> anyhow::Result<()> {
+        let mut first = self.first_lease.subscribe();
+        let first = *first.wait_for(|r| *r > 0).await?;
+        self.seen_leases
+            .subscribe()
+            .wait_for(|r| *r >= first)
+            .await?;
+        self.seen.subscribe().wait_for(|r| *r >= revision).await?;
+        Ok(())
+    }
+
+    /// The tenant's live entries created before `revision` (stale ones not counted).
+    fn earlier_streams(&self, app: &str, revision: u64) -> usize {
+        let prefix = format!("s.{}.", encode(app));
+        let entries = lock(&self.entries);
+        entries
+            .range(prefix.clone()..)
+            .take_while(|(key, _)| key.starts_with(&prefix))
+            .filter(|(_, seen)| seen.revision < revision && self.alive(&seen.value))
+            .count()
+    }
+
+    /// Entries that look stale in this view, by node: `(key, revision, boot)`.
+    fn suspects(&self) -> HashMap<String, Vec<(String, u64, String)>> {
+        let mut out: HashMap<String, Vec<_>> = HashMap::new();
+        for (key, seen) in lock(&self.entries).iter() {
+            if !self.alive(&seen.value) {
+                out.entry(seen.value.node.clone()).or_default().push((
+                    key.clone(),
+                    seen.revision,
+                    seen.value.boot.clone(),
+                ));
+            }
+        }
+        out
+    }
+}
+
+/// `*seen = max(*seen, revision)`; whether it grew.
+fn raise(seen: &mut u64, revision: u64) -> bool {
+    let grew = revision > *seen;
+    if grew {
+        *seen = revision;
+    }
+    grew
+}
+
+/// Follow the registry bucket into `cluster`'s view until the node stops.
+pub(super) async fn follow_entries(cluster: Arc<Cluster>) {
+    let view = cluster.view.clone();
+    follow(
+        &cluster,
+        &cluster.conn.live,
+        ">",
+        "registry",
+        move |entry| view.apply_entry(entry),
+        {
+            let view = cluster.view.clone();
+            move || {
+                lock(&view.entries).clear();
+                view.seen.send_replace(0);
+            }
+        },
+    )
+    .await
+}
+
+/// Follow the node leases into `cluster`'s view until the node stops.
+pub(super) async fn follow_leases(cluster: Arc<Cluster>) {
+    let view = cluster.view.clone();
+    follow(
+        &cluster,
+        &cluster.conn.nodes,
+        "live.*",
+        "leases",
+        move |entry| view.apply_lease(entry),
+        {
+            let view = cluster.view.clone();
+            move || {
+                lock(&view.leases).clear();
+                view.seen_leases.send_replace(0);
+            }
+        },
+    )
+    .await
+}
+
+/// Watch `keys` of `bucket` (last values first, then every change), feeding `apply`; on a
+/// broken watch, `reset` and watch again.
+async fn follow(
+    cluster: &Cluster,
+    bucket: &kv::Store,
+    keys: &str,
+    what: &str,
+    apply: impl Fn(&kv::Entry),
+    reset: impl Fn(),
+) {
+    loop {
+        let watch = tokio::select! {
+            _ = cluster.stop.cancelled() => return,
+            watch = bucket.watch_with_history(keys) => watch,
+        };
+        match watch {
+            Ok(mut watch) => {
+                reset();
+                loop {
+                    let next = tokio::select! {
+                        _ = cluster.stop.cancelled() => return,
+                        next = watch.next() => next,
+                    };
+                    match next {
+                        Some(Ok(entry)) => apply(&entry),
+                        Some(Err(e)) => {
+                            cluster.warn_once(
+                                what,
+                                &e.to_string(),
+                                "the cluster registry watch broke; watching again",
+                            );
+                            break;
+                        }
+                        None => break,
+                    }
+                }
+            }
+            Err(e) => cluster.warn_once(
+                what,
+                &e.to_string(),
+                "cannot watch the cluster registry; retrying",
+            ),
+        }
+        tokio::select! {
+            _ = cluster.stop.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}
+
 /// The registry as seen from one node.
 pub struct Registry<'a> {
     cluster: &'a Cluster,
 }
 
-/// A live stream's entry, held by its session: refreshed in the background, deleted on drop.
+/// A live stream's entry, held by its session: deleted on drop.
 pub struct LiveEntry {
-    refresh: tokio::task::JoinHandle<()>,
+    view: Arc<LiveView>,
     live: kv::Store,
     key: String,
-    revision: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Drop for LiveEntry {
     fn drop(&mut self) {
-        self.refresh.abort();
-        let (live, key) = (self.live.clone(), std::mem::take(&mut self.key));
-        let revision = self.revision.load(std::sync::atomic::Ordering::Relaxed);
+        let key = std::mem::take(&mut self.key);
+        let Some(own) = lock(&self.view.own).remove(&key) else {
+            return;
+        };
+        let (live, view) = (self.live.clone(), self.view.clone());
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
             handle.spawn(async move {
-                if let Err(e) = live.delete_expect_revision(&key, Some(revision)).await {
-                    // Someone else's entry by now (ours expired and was taken), or NATS is
-                    // away: then the entry expires by itself after lease_s.
-                    tracing::debug!(%key, cause = %e, "live entry not deleted");
+                if let Err(e) = live.delete_expect_revision(&key, Some(own.revision)).await {
+                    // NATS away, or the entry is someone else's by now: the sweep tries again
+                    // (an entry left behind would keep the name live while this node lives).
+                    tracing::debug!(%key, cause = %e, "live entry not deleted yet");
+                    lock(&view.orphans).push((key, own.revision));
                 }
             });
         }
@@ -121,20 +373,11 @@ impl<'a> Registry<'a> {
         let bytes: bytes::Bytes = serde_json::to_vec(&value)
             .map_err(|e| Refusal::Runtime(e.to_string()))?
             .into();
-        let created = tokio::time::timeout(timeout, conn.live.create(&key, bytes.clone())).await;
-        let revision = match created {
-            Ok(Ok(revision)) => revision,
-            Ok(Err(e)) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
-                match self.stale_own_entry(&key).await {
-                    Some(revision) => match conn.live.update(&key, bytes.clone(), revision).await {
-                        Ok(revision) => revision,
-                        Err(_) => return Err(Refusal::AlreadyLive(name)),
-                    },
-                    None => return Err(Refusal::AlreadyLive(name)),
-                }
-            }
+        let revision = match tokio::time::timeout(timeout, self.create(&key, &bytes)).await {
+            Ok(Ok(Some(revision))) => revision,
+            Ok(Ok(None)) => return Err(Refusal::AlreadyLive(name)),
             Ok(Err(e)) => {
-                self.unreachable(&e.to_string());
+                self.unreachable(&format!("{e:#}"));
                 return Ok(None);
             }
             Err(_) => {
@@ -142,25 +385,71 @@ impl<'a> Registry<'a> {
                 return Ok(None);
             }
         };
-        let entry = self.keep(key.clone(), bytes, revision);
-        match tokio::time::timeout(timeout, self.earlier_streams(app, &value)).await {
-            Ok(Ok(earlier)) if earlier >= max_per_tenant => {
-                drop(entry);
-                Err(Refusal::TooMany(format!(
-                    "app {app:?} has {earlier} live streams in the cluster, the limit \
-                     (max_streams_per_tenant)"
-                )))
+        let view = &self.cluster.view;
+        lock(&view.own).insert(
+            key.clone(),
+            Own {
+                value: bytes,
+                revision,
+            },
+        );
+        let entry = LiveEntry {
+            view: view.clone(),
+            live: conn.live.clone(),
+            key,
+        };
+        match tokio::time::timeout(timeout, view.caught_up(revision)).await {
+            Ok(Ok(())) => {
+                let earlier = view.earlier_streams(app, revision);
+                if earlier >= max_per_tenant {
+                    drop(entry);
+                    return Err(Refusal::TooMany(format!(
+                        "app {app:?} has {earlier} live streams in the cluster, the limit \
+                         (max_streams_per_tenant)"
+                    )));
+                }
             }
-            Ok(Ok(_)) => Ok(Some(entry)),
-            Ok(Err(e)) => {
-                self.unreachable(&format!("{e:#}"));
-                Ok(Some(entry))
-            }
-            Err(_) => {
-                self.unreachable("timeout counting the tenant's streams");
-                Ok(Some(entry))
-            }
+            Ok(Err(e)) => self.unreachable(&format!("{e:#}")),
+            Err(_) => self.unreachable("timeout counting the tenant's streams"),
         }
+        Ok(Some(entry))
+    }
+
+    /// Create `key`, or take it over if the entry there is stale: its revision, `None` if the
+    /// name is live.
+    async fn create(&self, key: &str, value: &bytes::Bytes) -> anyhow::Result<Option<u64>> {
+        let live = &self.cluster.conn.live;
+        // Twice at most: an entry deleted between the create and the read is created again.
+        for _ in 0..2 {
+            match live.create(key, value.clone()).await {
+                Ok(revision) => return Ok(Some(revision)),
+                Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {}
+                Err(e) => return Err(e.into()),
+            }
+            let Some(there) = live.entry(key).await? else {
+                continue;
+            };
+            let Ok(owner) = serde_json::from_slice::<LiveValue>(&there.value) else {
+                // Not an entry of ours: replace it.
+                return Ok(live.update(key, value.clone(), there.revision).await.ok());
+            };
+            if self.lease_of(&owner.node).await?.as_deref() == Some(owner.boot.as_str()) {
+                return Ok(None);
+            }
+            // Stale (its node's lease is gone or is another run's): take it, unless another
+            // publish took it first.
+            return Ok(live.update(key, value.clone(), there.revision).await.ok());
+        }
+        Ok(None)
+    }
+
+    /// The boot id in `node`'s lease, asked of JetStream (not the view).
+    async fn lease_of(&self, node: &str) -> anyhow::Result<Option<String>> {
+        let nodes = &self.cluster.conn.nodes;
+        Ok(nodes
+            .get(format!("live.{node}"))
+            .await?
+            .map(|boot| String::from_utf8_lossy(&boot).into_owned()))
     }
 
     fn unreachable(&self, cause: &str) {
@@ -171,81 +460,93 @@ impl<'a> Registry<'a> {
         );
     }
 
-    /// The revision of `key` if it is an entry this node wrote in an earlier run (killed before
-    /// it could delete it): it may be replaced at once instead of waiting for its lease.
-    async fn stale_own_entry(&self, key: &str) -> Option<u64> {
-        let conn = &self.cluster.conn;
-        let entry = conn.live.entry(key).await.ok()??;
-        let value: LiveValue = serde_json::from_slice(&entry.value).ok()?;
-        (value.node == conn.cfg.node && value.boot != conn.boot).then_some(entry.revision)
-    }
-
-    /// How many of the tenant's live entries started before `ours`.
-    async fn earlier_streams(&self, app: &str, ours: &LiveValue) -> anyhow::Result<usize> {
-        let live = &self.cluster.conn.live;
-        let mut watch = live
-            .watch_with_history(format!("s.{}.*", encode(app)))
-            .await?;
-        // The newest value per key: refreshes during the scan deliver a key again.
-        let mut newest: std::collections::HashMap<String, Option<LiveValue>> =
-            std::collections::HashMap::new();
-        while let Some(entry) = watch.next().await {
-            let entry = entry?;
-            let value = (entry.operation == kv::Operation::Put)
-                .then(|| serde_json::from_slice::<LiveValue>(&entry.value).ok())
-                .flatten();
-            newest.insert(entry.key.clone(), value);
-            if entry.delta == 0 {
-                break;
-            }
+    /// Whether `app/stream` is registered to another session than `session_id` of this node:
+    /// a publish of the name after this session's. A late render of this session must not
+    /// overwrite that session's picture. Asks JetStream (the view if it does not answer).
+    pub async fn taken_by_another(&self, app: &str, stream: &str, session_id: u32) -> bool {
+        let key = live_key(app, stream);
+        let view = &self.cluster.view;
+        let ours = |value: &LiveValue| {
+            value.node == view.node && value.boot == view.boot && value.session_id == session_id
+        };
+        let timeout = Duration::from_millis(self.cluster.conn.cfg.publish_timeout_ms);
+        match tokio::time::timeout(timeout, self.cluster.conn.live.entry(&key)).await {
+            Ok(Ok(there)) => there
+                .and_then(|e| serde_json::from_slice::<LiveValue>(&e.value).ok())
+                .is_some_and(|value| !ours(&value) && view.alive(&value)),
+            _ => lock(&view.entries)
+                .get(&key)
+                .is_some_and(|seen| !ours(&seen.value) && view.alive(&seen.value)),
         }
-        Ok(newest
-            .values()
-            .flatten()
-            .filter(|value| value.order() < ours.order())
-            .count())
     }
 
-    /// Refresh the entry every `lease_s / 3` until dropped.
-    fn keep(&self, key: String, value: bytes::Bytes, revision: u64) -> LiveEntry {
-        let conn = &self.cluster.conn;
-        let revision = Arc::new(std::sync::atomic::AtomicU64::new(revision));
-        let (live, every) = (conn.live.clone(), conn.cfg.lease() / 3);
-        let refresh = tokio::spawn({
-            let (live, key, revision) = (live.clone(), key.clone(), revision.clone());
-            async move {
-                let mut timer = tokio::time::interval(every);
-                timer.tick().await;
-                let mut warned = false;
-                loop {
-                    timer.tick().await;
-                    let current = revision.load(std::sync::atomic::Ordering::Relaxed);
-                    match live.update(&key, value.clone(), current).await {
-                        Ok(next) => {
-                            revision.store(next, std::sync::atomic::Ordering::Relaxed);
-                            warned = false;
-                        }
-                        Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => {
-                            // Our lease lapsed (NATS away longer than lease_s) and the name
-                            // was registered again: keep capturing, but say so.
-                            tracing::error!(%key, "live entry taken by another publish after this one's lease lapsed");
-                            return;
-                        }
-                        Err(e) => {
-                            if !warned {
-                                tracing::warn!(%key, cause = %e, "cannot refresh the live entry; retrying");
-                                warned = true;
-                            }
-                        }
-                    }
+    /// Delete the entries whose node's lease is gone (checked with JetStream, node by node),
+    /// and register this node's sessions again whose entries were swept while its lease had
+    /// lapsed.
+    pub(super) async fn sweep(&self) {
+        let view = &self.cluster.view;
+        let live = &self.cluster.conn.live;
+        for (node, entries) in view.suspects() {
+            let Ok(lease) = self.lease_of(&node).await else {
+                continue;
+            };
+            for (key, revision, boot) in entries {
+                if lease.as_deref() != Some(boot.as_str())
+                    && live
+                        .delete_expect_revision(&key, Some(revision))
+                        .await
+                        .is_ok()
+                {
+                    tracing::info!(%key, %node, "stale live entry removed (its node's lease is gone)");
                 }
             }
-        });
-        LiveEntry {
-            refresh,
-            live,
-            key,
-            revision,
+        }
+        let orphans = std::mem::take(&mut *lock(&view.orphans));
+        for (key, revision) in orphans {
+            match live.entry(&key).await {
+                Ok(Some(there)) if there.revision == revision => {
+                    if live
+                        .delete_expect_revision(&key, Some(revision))
+                        .await
+                        .is_err()
+                    {
+                        lock(&view.orphans).push((key, revision));
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => lock(&view.orphans).push((key, revision)),
+            }
+        }
+        let seen = *view.seen.borrow();
+        let own: Vec<(String, bytes::Bytes, u64)> = lock(&view.own)
+            .iter()
+            .map(|(k, o)| (k.clone(), o.value.clone(), o.revision))
+            .collect();
+        for (key, value, revision) in own {
+            let there = lock(&view.entries).get(&key).map(|s| s.revision);
+            match there {
+                Some(r) if r == revision => {}
+                None if seen >= revision => match live.create(&key, value).await {
+                    Ok(revision) => {
+                        tracing::warn!(%key, "live entry registered again after this node's lease lapsed");
+                        if let Some(own) = lock(&view.own).get_mut(&key) {
+                            own.revision = revision;
+                        }
+                    }
+                    Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => self.lost(&key),
+                    Err(_) => {}
+                },
+                Some(r) if r > revision => self.lost(&key),
+                _ => {}
+            }
+        }
+    }
+
+    fn lost(&self, key: &str) {
+        let view = &self.cluster.view;
+        lock(&view.own).remove(key);
+        if lock(&view.lost).insert(key.to_owned()) {
+            tracing::error!(%key, "live entry taken by another publish after this node's lease lapsed; the stream keeps capturing here");
         }
     }
 }
@@ -261,18 +562,5 @@ mod tests {
         assert_eq!(encode("a=2Eb"), "a=3D2Eb");
         assert_eq!(encode("é*>"), "=C3=A9=2A=3E");
         assert_ne!(encode("a.b"), encode("a=2Eb"));
-    }
-
-    #[test]
-    fn the_cap_order_is_push_start_then_node_then_session() {
-        let v = |ms, node: &str, id| LiveValue {
-            node: node.into(),
-            boot: "x".into(),
-            session_id: id,
-            push_start_ms: ms,
-        };
-        assert!(v(1, "b", 9).order() < v(2, "a", 0).order());
-        assert!(v(1, "a", 9).order() < v(1, "b", 0).order());
-        assert!(v(1, "a", 1).order() < v(1, "a", 2).order());
     }
 }

@@ -917,6 +917,9 @@ fn unregister(ctx: &ServeCtx, name: &str, session_id: u32) {
 /// picture (higher `stamp`: session generation, seq) is there already: the object is always the
 /// newest picture, never an older render that happened to finish last. A superseded store is
 /// reported as stored (the key holds a newer picture of the stream, as overwrite mode promises).
+/// In cluster mode a store is also not written once the stream's name is registered to another
+/// session (a reconnect to another node): JetStream is asked just before the put, so the window
+/// left is the put itself.
 #[allow(
     clippy::too_many_arguments,
     reason = "a capture's context, passed as is from the capture task"
@@ -941,6 +944,17 @@ async fn store(
         let mut newest = slot.stamp.lock().await;
         if *newest > stamp {
             tracing::info!(key = %shot.key, "a later session's picture is stored already: this late render is not written");
+            return Outcome::Stored(size);
+        }
+        // In a cluster the later session may be on another node: the name's registry entry
+        // belongs to it.
+        if let (Some(cluster), Some((app, stream))) = (&ctx.cluster, name.split_once('/'))
+            && cluster
+                .registry()
+                .taken_by_another(app, stream, session_id)
+                .await
+        {
+            tracing::info!(key = %shot.key, "the stream is live again in a later session (on another node): this late render is not written");
             return Outcome::Stored(size);
         }
         if let Err(outcome) = put_shot(ctx, tenant, shot, jpeg.clone()).await {

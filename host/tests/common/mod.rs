@@ -17,6 +17,20 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+/// Width and height of a JPEG, decoded in full (a damaged picture fails the test).
+pub fn jpeg_size(jpeg: &[u8]) -> (usize, usize) {
+    let mut decoder = zune_jpeg::JpegDecoder::new(std::io::Cursor::new(jpeg));
+    decoder.decode().expect("a decodable JPEG");
+    decoder.dimensions().expect("JPEG dimensions")
+}
+
+/// Whether an FLV tag is a video keyframe's coded picture (not a sequence header).
+pub fn is_keyframe(tag: &livesnap::ingest::flv::Tag) -> bool {
+    tag.tag_type == 9
+        && tag.body.first().is_some_and(|b| b >> 4 == 1)
+        && tag.body.get(1) == Some(&1)
+}
+
 pub fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../fixtures")
