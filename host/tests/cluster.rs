@@ -223,9 +223,27 @@ fn a_stream_live_on_one_node_is_refused_on_another_until_it_stops() {
     } = &mut world;
     let dir = &dir.0;
     rt.block_on(async {
+        // A registry bucket left by the first cluster version, whose entries expired after
+        // lease_s: the nodes update it to keep entries (they live by their node's lease now).
+        let client = async_nats::connect(nats.urls()[0].as_str()).await.unwrap();
+        let js = async_nats::jetstream::new(client);
+        let old = async_nats::jetstream::stream::Config {
+            name: "KV_livesnap_live".into(),
+            subjects: vec!["$KV.livesnap_live.>".into()],
+            max_messages_per_subject: 1,
+            max_age: Duration::from_secs(LEASE_S),
+            allow_rollup: true,
+            deny_delete: true,
+            allow_direct: true,
+            num_replicas: 3,
+            ..Default::default()
+        };
+        js.create_stream(old).await.unwrap();
         let p = free_ports(4);
         let a = Node::start(&node_config(dir, nats, "a", &receiver.url, (p[0], p[1]))).await;
         let b = Node::start(&node_config(dir, nats, "b", &receiver.url, (p[2], p[3]))).await;
+        let mut bucket = js.get_stream("KV_livesnap_live").await.unwrap();
+        assert_eq!(bucket.info().await.unwrap().config.max_age, Duration::ZERO);
 
         // A real publisher on node A, 10 s in real time.
         let mut on_a = ffmpeg(
