@@ -31,6 +31,8 @@ fn main() {
     for path in [
         "guest/src",
         "guest/Cargo.toml",
+        "h264dec/src",
+        "h264dec/Cargo.toml",
         "edge/src",
         "edge/Cargo.toml",
         "wit",

@@ -3,6 +3,14 @@
 //! after the whole picture is decoded, macroblock by macroblock in address order, which is
 //! the order the spec filters in; intra prediction has used the unfiltered samples by then.
 
+#![cfg_attr(
+    all(target_arch = "wasm32", target_feature = "simd128"),
+    allow(
+        dead_code,
+        reason = "the scalar kernels run natively; wasm uses deblock_simd"
+    )
+)]
+
 use crate::mb::PictureState;
 use crate::tables::{ALPHA, BETA, TC0_BS3};
 
@@ -54,11 +62,11 @@ pub(crate) fn deblock_picture(pic: &mut PictureState) {
                 if e == 0 {
                     if let Some(l) = left {
                         let (a, b, _) = params(l.qp, m.qp);
-                        luma_strong(&mut pic.y, off, 1, stride, a, b);
+                        luma(&mut pic.y, off, 1, stride, a, b, None);
                     }
                 } else {
                     let (a, b, tc0) = internal;
-                    luma_normal(&mut pic.y, off, 1, stride, a, b, tc0);
+                    luma(&mut pic.y, off, 1, stride, a, b, Some(tc0));
                 }
             }
             for e in 0..4 {
@@ -69,33 +77,75 @@ pub(crate) fn deblock_picture(pic: &mut PictureState) {
                 if e == 0 {
                     if let Some(t) = top {
                         let (a, b, _) = params(t.qp, m.qp);
-                        luma_strong(&mut pic.y, off, stride, 1, a, b);
+                        luma(&mut pic.y, off, stride, 1, a, b, None);
                     }
                 } else {
                     let (a, b, tc0) = internal;
-                    luma_normal(&mut pic.y, off, stride, 1, a, b, tc0);
+                    luma(&mut pic.y, off, stride, 1, a, b, Some(tc0));
                 }
             }
             if !pic.chroma {
                 continue;
             }
+            // Cb and Cr together (each plane's edges stay in the spec's order; the planes do
+            // not touch each other).
             let c0 = mby * 8 * cstride + mbx * 8;
-            for (c, plane) in [&mut pic.u, &mut pic.v].into_iter().enumerate() {
-                let q = m.qpc[c];
-                let internal = params(q, q);
-                if let Some(l) = left {
-                    let (a, b, _) = params(l.qpc[c], q);
-                    chroma_edge(plane, c0, 1, cstride, a, b, None);
-                }
-                let (a, b, tc0) = internal;
-                chroma_edge(plane, c0 + 4, 1, cstride, a, b, Some(tc0));
-                if let Some(t) = top {
-                    let (a, b, _) = params(t.qpc[c], q);
-                    chroma_edge(plane, c0, cstride, 1, a, b, None);
-                }
-                chroma_edge(plane, c0 + 4 * cstride, cstride, 1, a, b, Some(tc0));
+            let both = |f: &dyn Fn(usize) -> (i32, i32, i32)| {
+                let (u, v) = (f(0), f(1));
+                ([(u.0, u.1), (v.0, v.1)], [u.2, v.2])
+            };
+            let (internal, tc0) = both(&|c| params(m.qpc[c], m.qpc[c]));
+            let (u, v) = (&mut pic.u, &mut pic.v);
+            if let Some(l) = left {
+                let (edge, _) = both(&|c| params(l.qpc[c], m.qpc[c]));
+                chroma(u, v, c0, 1, cstride, edge, None);
             }
+            chroma(u, v, c0 + 4, 1, cstride, internal, Some(tc0));
+            if let Some(t) = top {
+                let (edge, _) = both(&|c| params(t.qpc[c], m.qpc[c]));
+                chroma(u, v, c0, cstride, 1, edge, None);
+            }
+            chroma(u, v, c0 + 4 * cstride, cstride, 1, internal, Some(tc0));
         }
+    }
+}
+
+// In wasm with SIMD128 the kernels are `deblock_simd`'s; the scalar ones below run elsewhere.
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+use crate::deblock_simd::{chroma, luma};
+
+/// A luma edge of 16 lines: bS 4 when `tc0` is `None`, else bS 3 with that t'C0.
+#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+fn luma(
+    px: &mut [u8],
+    off: usize,
+    across: usize,
+    along: usize,
+    alpha: i32,
+    beta: i32,
+    tc0: Option<i32>,
+) {
+    match tc0 {
+        None => luma_strong(px, off, across, along, alpha, beta),
+        Some(tc0) => luma_normal(px, off, across, along, alpha, beta, tc0),
+    }
+}
+
+/// The same chroma edge in Cb and Cr: `params` (alpha, beta) per plane, t'C0 per plane for
+/// bS 3, `None` for bS 4.
+#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+fn chroma(
+    u: &mut [u8],
+    v: &mut [u8],
+    off: usize,
+    across: usize,
+    along: usize,
+    params: [(i32, i32); 2],
+    tc0: Option<[i32; 2]>,
+) {
+    for (c, plane) in [u, v].into_iter().enumerate() {
+        let (a, b) = params[c];
+        chroma_edge(plane, off, across, along, a, b, tc0.map(|t| t[c]));
     }
 }
 

@@ -19,6 +19,8 @@ mod bits;
 mod cabac;
 mod cavlc;
 mod deblock;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod deblock_simd;
 mod dsp;
 mod mb;
 mod params;

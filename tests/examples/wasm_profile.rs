@@ -1,0 +1,56 @@
+//! Run the render stages of `tests/wasm-bench` in a loop under wasmtime with a perf map, for
+//! `perf record`: `cargo run --example wasm-profile -- STAGE ROUNDS`.
+
+use livesnap_tests::keyframes;
+use wasmtime::{Config, Engine, Instance, Module, ProfilingStrategy, Store};
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let stage = args.get(1).map_or("all", String::as_str);
+    let rounds: u32 = args.get(2).map_or(Ok(50), |s| s.parse())?;
+    let path = std::env::var("WASM_BENCH").unwrap_or_else(|_| {
+        "target/tmp/wasm-bench/wasm32-unknown-unknown/guest/livesnap_h264_wasm_bench.wasm".into()
+    });
+    let mut config = Config::new();
+    config.profiler(ProfilingStrategy::PerfMap);
+    let engine = Engine::new(&config)?;
+    if let Ok(out) = std::env::var("DUMP_CWASM") {
+        std::fs::write(out, engine.precompile_module(&std::fs::read(&path)?)?)?;
+        return Ok(());
+    }
+    let module = Module::from_file(&engine, &path)?;
+    let mut store = Store::new(&engine, ());
+    let instance = Instance::new(&mut store, &module, &[])?;
+    let buffer = instance.get_typed_func::<u32, u32>(&mut store, "input_buffer")?;
+    let memory = instance.get_memory(&mut store, "memory").unwrap();
+    let shot = &keyframes("high_1080p")[0];
+    let input = livesnap_h264_wasm_bench::encode_render_input(&shot.config, &shot.access_unit);
+    let at = buffer.call(&mut store, input.len() as u32)?;
+    memory.write(&mut store, at as usize, &input)?;
+    let decode = instance.get_typed_func::<(), u32>(&mut store, "stage_decode")?;
+    let colour = instance.get_typed_func::<(), u32>(&mut store, "stage_colour")?;
+    let encode = instance.get_typed_func::<u32, u32>(&mut store, "stage_encode")?;
+    let t = std::time::Instant::now();
+    decode.call(&mut store, ())?;
+    colour.call(&mut store, ())?;
+    for _ in 0..rounds {
+        match stage {
+            "decode" => {
+                decode.call(&mut store, ())?;
+            }
+            "encode" => {
+                encode.call(&mut store, 80)?;
+            }
+            _ => {
+                decode.call(&mut store, ())?;
+                colour.call(&mut store, ())?;
+                encode.call(&mut store, 80)?;
+            }
+        }
+    }
+    println!(
+        "{stage}: {:.2} ms per round",
+        t.elapsed().as_secs_f64() * 1e3 / f64::from(rounds)
+    );
+    Ok(())
+}
