@@ -147,9 +147,9 @@ fn captured_iframes_decode_bit_exactly_like_ffmpeg_and_jpegs_are_faithful() {
             exact += 1;
 
             let picture = renderer.render(rt, &shot).unwrap().unwrap();
-            // The encoder is integer-only and its SIMD is the compiler's vectorisation of one
-            // implementation, so the component (wasm simd128) and native builds agree byte for
-            // byte.
+            // The encoder is integer-only, and its wasm SIMD kernels (quantiser, zigzag mask)
+            // do the native scalar code's arithmetic, so the component (wasm simd128) and
+            // native builds agree byte for byte; so do the decoders (deblocking in SIMD).
             let native = livesnap_guest::shot::render(
                 match shot.codec {
                     livesnap::runtime::Codec::Avc => livesnap_guest::flv::VideoCodec::Avc,

@@ -141,14 +141,19 @@ pub fn encode_block(
     codes: &ComponentCodes<'_>,
 ) -> i32 {
     let flat = coefficients.as_flattened();
-    let mut zz = [0i32; 64];
-    let mut nonzero = 0u64;
-    for (k, &natural) in ZIGZAG.iter().enumerate() {
-        let c = flat.get(usize::from(natural)).copied().unwrap_or(0);
-        zz[k] = c;
-        nonzero |= u64::from(c != 0) << k;
-    }
-    let dc = zz[0];
+    let Some(flat) = flat.first_chunk::<64>() else {
+        return previous_dc;
+    };
+    let nonzero = zigzag_nonzero(flat);
+    // The coefficient at zigzag position `k`.
+    let zz = |k: u32| {
+        ZIGZAG
+            .get(k as usize)
+            .and_then(|&n| flat.get(usize::from(n)))
+            .copied()
+            .unwrap_or(0)
+    };
+    let dc = flat[0];
     // The DC of a baseline block lies in -1024..=1016 over a step of at least 1, so the
     // difference always fits category 11; the clamp only guards the code against a bad caller.
     let (size, bits) = category((dc - previous_dc).clamp(-MAX_DC_DIFF, MAX_DC_DIFF));
@@ -166,7 +171,7 @@ pub fn encode_block(
             w.put(code, len);
             run -= 16;
         }
-        let value = zz.get(k as usize).copied().unwrap_or(0);
+        let value = zz(k);
         let (size, bits) = category(value.clamp(-MAX_AC, MAX_AC));
         let (code, len) = codes.ac.get(((run << 4) | size) as u8);
         w.put((code << size) | bits, len + size);
@@ -177,6 +182,69 @@ pub fn encode_block(
         w.put(code, len);
     }
     dc
+}
+
+/// Bit `k` set when the coefficient at zigzag position `k` is not zero.
+#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+fn zigzag_nonzero(flat: &[i32; 64]) -> u64 {
+    zigzag_nonzero_scalar(flat)
+}
+
+#[cfg_attr(
+    all(target_arch = "wasm32", target_feature = "simd128"),
+    allow(dead_code, reason = "wasm uses the SIMD version")
+)]
+fn zigzag_nonzero_scalar(flat: &[i32; 64]) -> u64 {
+    let mut mask = 0u64;
+    for (k, &natural) in ZIGZAG.iter().enumerate() {
+        mask |= u64::from(flat[usize::from(natural)] != 0) << k;
+    }
+    mask
+}
+
+/// For zigzag positions `16j..16j+16` and natural positions `16i..16i+16`: the index of each
+/// zigzag position's coefficient within that natural group, or 0xFF (a swizzle gives 0).
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+const SWIZZLES: [[[u8; 16]; 4]; 4] = {
+    let mut out = [[[0xFF; 16]; 4]; 4];
+    let mut k = 0;
+    while k < 64 {
+        let natural = ZIGZAG[k] as usize;
+        out[k / 16][natural / 16][k % 16] = (natural % 16) as u8;
+        k += 1;
+    }
+    out
+};
+
+/// [`zigzag_nonzero_scalar`] in wasm SIMD128: the block narrowed to bytes (saturating, so a
+/// non-zero coefficient stays non-zero), permuted into zigzag order with byte swizzles and
+/// turned into a bit mask, 16 positions at a time.
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+fn zigzag_nonzero(flat: &[i32; 64]) -> u64 {
+    use core::arch::wasm32::*;
+    let quad = |i: usize| i32x4(flat[i], flat[i + 1], flat[i + 2], flat[i + 3]);
+    let bytes: [v128; 4] = std::array::from_fn(|g| {
+        let at = 16 * g;
+        let lo = i16x8_narrow_i32x4(quad(at), quad(at + 4));
+        let hi = i16x8_narrow_i32x4(quad(at + 8), quad(at + 12));
+        i8x16_narrow_i16x8(lo, hi)
+    });
+    let index = |t: &[u8; 16]| {
+        u8x16(
+            t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8], t[9], t[10], t[11], t[12], t[13],
+            t[14], t[15],
+        )
+    };
+    let mut mask = 0u64;
+    for (j, groups) in SWIZZLES.iter().enumerate() {
+        let mut z = u8x16_splat(0);
+        for (i, t) in groups.iter().enumerate() {
+            z = v128_or(z, i8x16_swizzle(bytes[i], index(t)));
+        }
+        let set = v128_not(i8x16_eq(z, u8x16_splat(0)));
+        mask |= u64::from(i8x16_bitmask(set)) << (16 * j);
+    }
+    mask
 }
 
 #[cfg(test)]
