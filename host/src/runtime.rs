@@ -191,6 +191,10 @@ impl Runtime {
         let mut config = Config::new();
         config.epoch_interruption(true);
         config.wasm_component_model(true);
+        // For profiling the guest with `perf` (names of wasm functions in /tmp/perf-PID.map).
+        if std::env::var_os("LIVESNAP_PERF_MAP").is_some() {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         if let Some(dir) = &limits.compile_cache {
             config.cache(compile_cache(dir));
         }
