@@ -48,7 +48,9 @@ fn main() -> anyhow::Result<()> {
     }
     let instance = Instance::new(&mut store, &module, &[])?;
     let buffer = instance.get_typed_func::<u32, u32>(&mut store, "input_buffer")?;
-    let memory = instance.get_memory(&mut store, "memory").unwrap();
+    let memory = instance
+        .get_memory(&mut store, "memory")
+        .ok_or_else(|| anyhow::anyhow!("the module exports no memory"))?;
     let shots = keyframes("high_1080p");
     let load = |store: &mut Store<()>, i: usize| -> anyhow::Result<()> {
         let shot = &shots[i % shots.len()];
