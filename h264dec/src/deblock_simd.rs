@@ -14,13 +14,13 @@ fn word<const N: usize>(px: &[u8], at: usize) -> Option<[u8; N]> {
     px.get(at..)?.first_chunk::<N>().copied()
 }
 
+/// 16 bytes at `at` as a vector (two 64-bit loads: the compiler builds a vector from 16 byte
+/// lanes one insert at a time).
 #[inline(always)]
 fn row16(px: &[u8], at: usize) -> Option<v128> {
-    let b = word::<16>(px, at)?;
-    Some(u8x16(
-        b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
-        b[14], b[15],
-    ))
+    let lo = u64::from_le_bytes(word::<8>(px, at)?);
+    let hi = u64::from_le_bytes(word::<8>(px, at + 8)?);
+    Some(u64x2(lo, hi))
 }
 
 #[inline(always)]
@@ -74,72 +74,81 @@ fn widen_mask(m: v128) -> (v128, v128) {
 }
 
 /// 16 rows of 8 bytes (`px[at + r * stride ..][..8]`) into 8 vectors of 16 lanes, one per
-/// column; `None` if any row is out of bounds.
+/// column; `None` if any row is out of bounds. Written out without loops over arrays, so every
+/// vector stays in a register (arrays indexed in loops were kept in linear memory).
 #[inline(always)]
 fn load_columns8(px: &[u8], at: usize, stride: usize) -> Option<[v128; 8]> {
-    let mut t = [u8x16_splat(0); 8];
-    for (i, t) in t.iter_mut().enumerate() {
-        let a = u64::from_le_bytes(word::<8>(px, at + 2 * i * stride)?);
-        let b = u64::from_le_bytes(word::<8>(px, at + (2 * i + 1) * stride)?);
-        // a0 b0 a1 b1 … a7 b7
-        let v = u64x2(a, b);
-        *t = i8x16_shuffle::<0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15>(v, v);
-    }
-    // Rows 4i..4i+3, columns 0-3 (lo) and 4-7 (hi), 16-bit pairs interleaved.
-    let mut u = [u8x16_splat(0); 8];
-    for i in 0..4 {
-        u[2 * i] = i16x8_shuffle::<0, 8, 1, 9, 2, 10, 3, 11>(t[2 * i], t[2 * i + 1]);
-        u[2 * i + 1] = i16x8_shuffle::<4, 12, 5, 13, 6, 14, 7, 15>(t[2 * i], t[2 * i + 1]);
-    }
-    // Rows 8j..8j+7: columns (0,1), (2,3), (4,5), (6,7) as 8-byte halves.
-    let mut w = [u8x16_splat(0); 8];
-    for j in 0..2 {
-        let (lo_a, hi_a, lo_b, hi_b) = (u[4 * j], u[4 * j + 1], u[4 * j + 2], u[4 * j + 3]);
-        w[4 * j] = i32x4_shuffle::<0, 4, 1, 5>(lo_a, lo_b);
-        w[4 * j + 1] = i32x4_shuffle::<2, 6, 3, 7>(lo_a, lo_b);
-        w[4 * j + 2] = i32x4_shuffle::<0, 4, 1, 5>(hi_a, hi_b);
-        w[4 * j + 3] = i32x4_shuffle::<2, 6, 3, 7>(hi_a, hi_b);
-    }
-    let mut c = [u8x16_splat(0); 8];
-    for k in 0..4 {
-        c[2 * k] = i64x2_shuffle::<0, 2>(w[k], w[4 + k]);
-        c[2 * k + 1] = i64x2_shuffle::<1, 3>(w[k], w[4 + k]);
-    }
-    Some(c)
+    // The last row first: one bounds check covers the rest.
+    word::<8>(px, at + 15 * stride)?;
+    let row = |r: usize| u64::from_le_bytes(word::<8>(px, at + r * stride).unwrap_or_default());
+    // Rows 2i and 2i+1, bytes interleaved: a0 b0 a1 b1 … a7 b7.
+    let pair = |i: usize| {
+        let v = u64x2(row(2 * i), row(2 * i + 1));
+        i8x16_shuffle::<0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15>(v, v)
+    };
+    let (t0, t1, t2, t3) = (pair(0), pair(1), pair(2), pair(3));
+    let (t4, t5, t6, t7) = (pair(4), pair(5), pair(6), pair(7));
+    // Rows 4i..4i+3: columns 0-3 (lo) and 4-7 (hi).
+    let lo = |a: v128, b: v128| i16x8_shuffle::<0, 8, 1, 9, 2, 10, 3, 11>(a, b);
+    let hi = |a: v128, b: v128| i16x8_shuffle::<4, 12, 5, 13, 6, 14, 7, 15>(a, b);
+    let (u0, u1) = (lo(t0, t1), hi(t0, t1));
+    let (u2, u3) = (lo(t2, t3), hi(t2, t3));
+    let (u4, u5) = (lo(t4, t5), hi(t4, t5));
+    let (u6, u7) = (lo(t6, t7), hi(t6, t7));
+    // Rows 0-7 (w0..w3) and 8-15 (w4..w7): column pairs (0,1), (2,3), (4,5), (6,7).
+    let lo32 = |a: v128, b: v128| i32x4_shuffle::<0, 4, 1, 5>(a, b);
+    let hi32 = |a: v128, b: v128| i32x4_shuffle::<2, 6, 3, 7>(a, b);
+    let (w0, w1, w2, w3) = (lo32(u0, u2), hi32(u0, u2), lo32(u1, u3), hi32(u1, u3));
+    let (w4, w5, w6, w7) = (lo32(u4, u6), hi32(u4, u6), lo32(u5, u7), hi32(u5, u7));
+    let first = |a: v128, b: v128| i64x2_shuffle::<0, 2>(a, b);
+    let second = |a: v128, b: v128| i64x2_shuffle::<1, 3>(a, b);
+    Some([
+        first(w0, w4),
+        second(w0, w4),
+        first(w1, w5),
+        second(w1, w5),
+        first(w2, w6),
+        second(w2, w6),
+        first(w3, w7),
+        second(w3, w7),
+    ])
 }
 
 /// The inverse of [`load_columns8`]: 8 column vectors back into 16 rows of 8 bytes.
 #[inline(always)]
 fn store_columns8(px: &mut [u8], at: usize, stride: usize, c: &[v128; 8]) {
+    let [c0, c1, c2, c3, c4, c5, c6, c7] = *c;
     // Pairs of columns, bytes interleaved: rows 0-7 (lo) and 8-15 (hi).
-    let mut a = [u8x16_splat(0); 8];
-    for i in 0..4 {
-        let (x, y) = (c[2 * i], c[2 * i + 1]);
-        a[2 * i] = i8x16_shuffle::<0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23>(x, y);
-        a[2 * i + 1] =
-            i8x16_shuffle::<8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31>(x, y);
-    }
-    // Columns 0-3 and 4-7 of rows 8h + 0..4 and 8h + 4..8.
-    let mut b = [u8x16_splat(0); 8];
-    for h in 0..2 {
-        let (c01, c23, c45, c67) = (a[h], a[2 + h], a[4 + h], a[6 + h]);
-        b[4 * h] = i16x8_shuffle::<0, 8, 1, 9, 2, 10, 3, 11>(c01, c23);
-        b[4 * h + 1] = i16x8_shuffle::<4, 12, 5, 13, 6, 14, 7, 15>(c01, c23);
-        b[4 * h + 2] = i16x8_shuffle::<0, 8, 1, 9, 2, 10, 3, 11>(c45, c67);
-        b[4 * h + 3] = i16x8_shuffle::<4, 12, 5, 13, 6, 14, 7, 15>(c45, c67);
-    }
-    for h in 0..2 {
-        for q in 0..2 {
-            let (left, right) = (b[4 * h + q], b[4 * h + 2 + q]);
-            let first = 8 * h + 4 * q;
-            let r01 = i32x4_shuffle::<0, 4, 1, 5>(left, right);
-            let r23 = i32x4_shuffle::<2, 6, 3, 7>(left, right);
-            put8(px, at + first * stride, u64x2_extract_lane::<0>(r01));
-            put8(px, at + (first + 1) * stride, u64x2_extract_lane::<1>(r01));
-            put8(px, at + (first + 2) * stride, u64x2_extract_lane::<0>(r23));
-            put8(px, at + (first + 3) * stride, u64x2_extract_lane::<1>(r23));
+    let lo8 = |x: v128, y: v128| {
+        i8x16_shuffle::<0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23>(x, y)
+    };
+    let hi8 = |x: v128, y: v128| {
+        i8x16_shuffle::<8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31>(x, y)
+    };
+    let (a01, b01) = (lo8(c0, c1), hi8(c0, c1));
+    let (a23, b23) = (lo8(c2, c3), hi8(c2, c3));
+    let (a45, b45) = (lo8(c4, c5), hi8(c4, c5));
+    let (a67, b67) = (lo8(c6, c7), hi8(c6, c7));
+    let lo16 = |a: v128, b: v128| i16x8_shuffle::<0, 8, 1, 9, 2, 10, 3, 11>(a, b);
+    let hi16 = |a: v128, b: v128| i16x8_shuffle::<4, 12, 5, 13, 6, 14, 7, 15>(a, b);
+    let lo32 = |a: v128, b: v128| i32x4_shuffle::<0, 4, 1, 5>(a, b);
+    let hi32 = |a: v128, b: v128| i32x4_shuffle::<2, 6, 3, 7>(a, b);
+    // Rows `first..first + 8` from one half of each column pair.
+    let mut half = |first: usize, p01: v128, p23: v128, p45: v128, p67: v128| {
+        // Columns 0-3 and 4-7 of rows first+0..4 (l0, r0) and first+4..8 (l1, r1).
+        let (l0, l1) = (lo16(p01, p23), hi16(p01, p23));
+        let (r0, r1) = (lo16(p45, p67), hi16(p45, p67));
+        for (q, (l, r)) in [(l0, r0), (l1, r1)].into_iter().enumerate() {
+            let (r01, r23) = (lo32(l, r), hi32(l, r));
+            let row = first + 4 * q;
+            put8(px, at + row * stride, u64x2_extract_lane::<0>(r01));
+            put8(px, at + (row + 1) * stride, u64x2_extract_lane::<1>(r01));
+            put8(px, at + (row + 2) * stride, u64x2_extract_lane::<0>(r23));
+            put8(px, at + (row + 3) * stride, u64x2_extract_lane::<1>(r23));
         }
-    }
+    };
+    half(0, a01, a23, a45, a67);
+    half(8, b01, b23, b45, b67);
 }
 
 /// A 4×4 transpose of 32-bit lanes.

@@ -278,11 +278,18 @@ pub(crate) fn idct4_add(dst: &mut [u8], off: usize, stride: usize, c: &mut [i32;
 #[inline]
 pub(crate) fn dc4_add(dst: &mut [u8], off: usize, stride: usize, c: &mut [i32; 16]) {
     let dc = (c[0] + 32) >> 6;
+    // clamp(px + dc, 0, 255) as one saturating byte add or subtract per row (vectorises).
+    let amount = dc.unsigned_abs().min(255) as u8;
     for y in 0..4 {
-        if let Some(row) = dst.get_mut(off + y * stride..off + y * stride + 4) {
-            for px in row.iter_mut() {
-                *px = (i32::from(*px) + dc).clamp(0, 255) as u8;
-            }
+        if let Some(row) = dst
+            .get_mut(off + y * stride..)
+            .and_then(|r| r.first_chunk_mut::<4>())
+        {
+            *row = if dc >= 0 {
+                row.map(|px| px.saturating_add(amount))
+            } else {
+                row.map(|px| px.saturating_sub(amount))
+            };
         }
     }
     c[0] = 0;
