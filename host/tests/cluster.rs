@@ -412,9 +412,15 @@ fn a_late_render_on_one_node_never_overwrites_the_next_sessions_picture_on_anoth
         // Session 1 on node A queues every I-frame of the 1080p clip on A's one render worker
         // and ends; the publisher reconnects to node B at once with a 360p stream.
         let mut old = StreamSession::open(&a.ctx, "live", "cam").await.unwrap();
+        // The clip three times over (about 60 renders, seconds of backlog on one worker), so
+        // renders of A are still finishing when B's picture and callback are through.
         let tags = fixture_tags("high_1080p.flv");
-        for tag in &tags {
-            old.push(tag.tag_type, tag.timestamp_ms, &tag.body).unwrap();
+        let clip_ms = tags.last().unwrap().timestamp_ms + 100;
+        for round in 0..3u32 {
+            for tag in tags.iter().filter(|t| round == 0 || t.tag_type != 18) {
+                old.push(tag.tag_type, tag.timestamp_ms + round * clip_ms, &tag.body)
+                    .unwrap();
+            }
         }
         drop(old);
         let deadline = Instant::now() + Duration::from_secs(10);
