@@ -50,8 +50,16 @@ fn apply(body: &mut Vec<u8>, m: &Mutation) {
     }
 }
 
+/// 48 cases per `cargo test`; `PROPTEST_CASES=N` for a longer run against hostile input.
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(48)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
 
     #[test]
     fn random_tags_never_trap_the_capture_instance(
