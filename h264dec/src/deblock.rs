@@ -90,20 +90,19 @@ pub(crate) fn deblock_picture(pic: &mut PictureState) {
             // Cb and Cr together (each plane's edges stay in the spec's order; the planes do
             // not touch each other).
             let c0 = mby * 8 * cstride + mbx * 8;
-            let both = |f: &dyn Fn(usize) -> (i32, i32, i32)| {
-                let (u, v) = (f(0), f(1));
+            // (alpha, beta) per plane and t'C0 per plane, for an edge against qPs `p`.
+            let planes = |p: [u8; 2]| {
+                let [u, v] = [0, 1].map(|c| params(p[c], m.qpc[c]));
                 ([(u.0, u.1), (v.0, v.1)], [u.2, v.2])
             };
-            let (internal, tc0) = both(&|c| params(m.qpc[c], m.qpc[c]));
+            let (internal, tc0) = planes(m.qpc);
             let (u, v) = (&mut pic.u, &mut pic.v);
             if let Some(l) = left {
-                let (edge, _) = both(&|c| params(l.qpc[c], m.qpc[c]));
-                chroma(u, v, c0, 1, cstride, edge, None);
+                chroma(u, v, c0, 1, cstride, planes(l.qpc).0, None);
             }
             chroma(u, v, c0 + 4, 1, cstride, internal, Some(tc0));
             if let Some(t) = top {
-                let (edge, _) = both(&|c| params(t.qpc[c], m.qpc[c]));
-                chroma(u, v, c0, cstride, 1, edge, None);
+                chroma(u, v, c0, cstride, 1, planes(t.qpc).0, None);
             }
             chroma(u, v, c0 + 4 * cstride, cstride, 1, internal, Some(tc0));
         }

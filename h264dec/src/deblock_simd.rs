@@ -299,15 +299,14 @@ fn luma_strong(s: &[v128; 8], alpha: i32, beta: i32) -> [v128; 8] {
     let near = below(p0, q0, u8x16_splat(((alpha >> 2) + 2).min(255) as u8));
     let sp = v128_and(v128_and(on, near), below(p2, p0, vb));
     let sq = v128_and(v128_and(on, near), below(q2, q0, vb));
-    let w = |v: v128| widen(v);
-    let (p3l, p3h) = w(p3);
-    let (p2l, p2h) = w(p2);
-    let (p1l, p1h) = w(p1);
-    let (p0l, p0h) = w(p0);
-    let (q0l, q0h) = w(q0);
-    let (q1l, q1h) = w(q1);
-    let (q2l, q2h) = w(q2);
-    let (q3l, q3h) = w(q3);
+    let (p3l, p3h) = widen(p3);
+    let (p2l, p2h) = widen(p2);
+    let (p1l, p1h) = widen(p1);
+    let (p0l, p0h) = widen(p0);
+    let (q0l, q0h) = widen(q0);
+    let (q1l, q1h) = widen(q1);
+    let (q2l, q2h) = widen(q2);
+    let (q3l, q3h) = widen(q3);
     // One side's three new samples, strong (`s`) and weak; `x3..x0` that side, `y0..y2` the other.
     let side = |x3: v128, x2: v128, x1: v128, x0: v128, y0: v128, y1: v128| {
         let two = |v: v128| i16x8_shl(v, 1);

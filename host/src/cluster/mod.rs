@@ -511,8 +511,9 @@ impl Cluster {
         let node = cluster.node().to_owned();
         let span = tracing::info_span!("cluster", node = %node);
         tokio::spawn(cluster.clone().run().instrument(span.clone()));
-        tokio::spawn(registry::follow_entries(cluster.clone()).instrument(span.clone()));
-        tokio::spawn(registry::follow_leases(cluster.clone()).instrument(span));
+        for watched in [registry::Watched::Entries, registry::Watched::Leases] {
+            tokio::spawn(registry::follow(cluster.clone(), watched).instrument(span.clone()));
+        }
         cluster
     }
 

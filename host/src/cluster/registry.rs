@@ -222,56 +222,46 @@ fn raise(seen: &mut u64, revision: u64) -> bool {
     grew
 }
 
-/// Follow the registry bucket into `cluster`'s view until the node stops.
-pub(super) async fn follow_entries(cluster: Arc<Cluster>) {
-    let view = cluster.view.clone();
-    follow(
-        &cluster,
-        &cluster.conn.live,
-        ">",
-        "registry",
-        move |entry| view.apply_entry(entry),
-        {
-            let view = cluster.view.clone();
-            move || {
-                lock(&view.entries).clear();
-                view.seen.send_replace(0);
-            }
-        },
-    )
-    .await
+/// What one of a node's two KV watches follows into its [`LiveView`].
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Watched {
+    /// The registry bucket, every key.
+    Entries,
+    /// The node leases (`live.*` of the nodes bucket).
+    Leases,
 }
 
-/// Follow the node leases into `cluster`'s view until the node stops.
-pub(super) async fn follow_leases(cluster: Arc<Cluster>) {
-    let view = cluster.view.clone();
-    follow(
-        &cluster,
-        &cluster.conn.nodes,
-        "live.*",
-        "leases",
-        move |entry| view.apply_lease(entry),
-        {
-            let view = cluster.view.clone();
-            move || {
-                lock(&view.leases).clear();
-                view.seen_leases.send_replace(0);
+impl LiveView {
+    fn apply(&self, watched: Watched, entry: &kv::Entry) {
+        match watched {
+            Watched::Entries => self.apply_entry(entry),
+            Watched::Leases => self.apply_lease(entry),
+        }
+    }
+
+    /// Forget what a broken watch delivered: a new watch delivers the last values again.
+    fn reset(&self, watched: Watched) {
+        match watched {
+            Watched::Entries => {
+                lock(&self.entries).clear();
+                self.seen.send_replace(0);
             }
-        },
-    )
-    .await
+            Watched::Leases => {
+                lock(&self.leases).clear();
+                self.seen_leases.send_replace(0);
+            }
+        }
+    }
 }
 
-/// Watch `keys` of `bucket` (last values first, then every change), feeding `apply`; on a
-/// broken watch, `reset` and watch again.
-async fn follow(
-    cluster: &Cluster,
-    bucket: &kv::Store,
-    keys: &str,
-    what: &str,
-    apply: impl Fn(&kv::Entry),
-    reset: impl Fn(),
-) {
+/// Watch what `watched` names (last values first, then every change) into `cluster`'s view
+/// until the node stops; a broken watch is reset and watched again.
+pub(super) async fn follow(cluster: Arc<Cluster>, watched: Watched) {
+    let (bucket, keys, what) = match watched {
+        Watched::Entries => (&cluster.conn.live, ">", "registry"),
+        Watched::Leases => (&cluster.conn.nodes, "live.*", "leases"),
+    };
+    let view = &cluster.view;
     loop {
         let watch = tokio::select! {
             _ = cluster.stop.cancelled() => return,
@@ -279,14 +269,14 @@ async fn follow(
         };
         match watch {
             Ok(mut watch) => {
-                reset();
+                view.reset(watched);
                 loop {
                     let next = tokio::select! {
                         _ = cluster.stop.cancelled() => return,
                         next = watch.next() => next,
                     };
                     match next {
-                        Some(Ok(entry)) => apply(&entry),
+                        Some(Ok(entry)) => view.apply(watched, &entry),
                         Some(Err(e)) => {
                             cluster.warn_once(
                                 what,
