@@ -40,7 +40,7 @@ impl NatsCluster {
         for i in 0..3 {
             cluster.wait_ready(i);
         }
-        cluster.wait_for_meta_leader();
+        cluster.wait_for_placement();
         cluster
     }
 
@@ -112,23 +112,44 @@ impl NatsCluster {
         }
     }
 
-    /// Wait until the servers elected a JetStream meta leader (a stream can be created).
-    fn wait_for_meta_leader(&self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            let logs: String = (0..3)
-                .map(|i| {
-                    std::fs::read_to_string(self.dir.join(format!("n{i}.log"))).unwrap_or_default()
-                })
-                .collect();
-            if logs.contains("JetStream cluster new metadata leader")
-                || logs.contains("Self is new JetStream cluster metadata leader")
-            {
-                return;
+    /// Wait until the cluster places a three-replica stream: a meta leader is elected and
+    /// every peer is current (a leader alone answers "no suitable peers for placement").
+    fn wait_for_placement(&self) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let url = self.urls()[0].clone();
+        rt.block_on(async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+            let mut last = String::new();
+            while tokio::time::Instant::now() < deadline {
+                match Self::probe_r3(&url).await {
+                    Ok(()) => return,
+                    Err(e) => last = e,
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
             }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!("the NATS cluster elected no JetStream leader");
+            panic!("the NATS cluster cannot place a 3-replica stream: {last}");
+        });
+    }
+
+    async fn probe_r3(url: &str) -> Result<(), String> {
+        let client = async_nats::connect(url).await.map_err(|e| e.to_string())?;
+        let mut js = async_nats::jetstream::new(client);
+        js.set_timeout(Duration::from_secs(5));
+        js.create_stream(async_nats::jetstream::stream::Config {
+            name: "READY_PROBE".into(),
+            subjects: vec!["livesnap-test.ready".into()],
+            num_replicas: 3,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+        js.delete_stream("READY_PROBE")
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(())
     }
 
     /// `kill -9` server `i`.
