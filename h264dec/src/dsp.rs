@@ -237,8 +237,14 @@ pub(crate) fn pred_large<const N: usize>(
     }
 }
 
+// In wasm with SIMD128 the inverse transforms are `idct_simd`'s; the scalar ones below run
+// elsewhere (and are the reference the component's output is checked against).
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+pub(crate) use crate::idct_simd::{idct4_add, idct8_add};
+
 /// Adds the 4×4 inverse transform of `c` (raster, §8.5.12.2) to a 4×4 block of `dst` at `off`,
 /// then clears `c`.
+#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
 #[inline]
 pub(crate) fn idct4_add(dst: &mut [u8], off: usize, stride: usize, c: &mut [i32; 16]) {
     let mut t = [0i32; 16];
@@ -296,6 +302,7 @@ pub(crate) fn dc4_add(dst: &mut [u8], off: usize, stride: usize, c: &mut [i32; 1
 }
 
 /// One 8-point inverse transform (§8.5.13.2, eq. 8-338 to 8-361).
+#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
 #[inline(always)]
 fn idct8_1d(d: [i32; 8]) -> [i32; 8] {
     let a0 = d[0] + d[4];
@@ -327,6 +334,7 @@ fn idct8_1d(d: [i32; 8]) -> [i32; 8] {
 }
 
 /// Adds the 8×8 inverse transform of `c` (raster) to an 8×8 block of `dst`, then clears `c`.
+#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
 pub(crate) fn idct8_add(dst: &mut [u8], off: usize, stride: usize, c: &mut [i32; 64]) {
     let mut t = [0i32; 64];
     for i in 0..8 {

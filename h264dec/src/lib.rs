@@ -22,6 +22,8 @@ mod deblock;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod deblock_simd;
 mod dsp;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod idct_simd;
 mod mb;
 mod params;
 mod recon;
