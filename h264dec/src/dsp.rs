@@ -240,7 +240,7 @@ pub(crate) fn pred_large<const N: usize>(
 // In wasm with SIMD128 the inverse transforms are `idct_simd`'s; the scalar ones below run
 // elsewhere (and are the reference the component's output is checked against).
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-pub(crate) use crate::idct_simd::{idct4_add, idct8_add};
+pub(crate) use crate::idct_simd::{dc4_add, idct4_add, idct8_add};
 
 /// Adds the 4×4 inverse transform of `c` (raster, §8.5.12.2) to a 4×4 block of `dst` at `off`,
 /// then clears `c`.
@@ -281,6 +281,7 @@ pub(crate) fn idct4_add(dst: &mut [u8], off: usize, stride: usize, c: &mut [i32;
 }
 
 /// Adds a DC-only 4×4 residual ((dc + 32) >> 6 everywhere) and clears `c`.
+#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
 #[inline]
 pub(crate) fn dc4_add(dst: &mut [u8], off: usize, stride: usize, c: &mut [i32; 16]) {
     let dc = (c[0] + 32) >> 6;

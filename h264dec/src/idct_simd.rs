@@ -70,22 +70,7 @@ pub(crate) fn idct4_add(dst: &mut [u8], off: usize, stride: usize, c: &mut [i32;
     let pred = u32x4(px(0), px(1), px(2), px(3));
     let lo = i16x8_add_sat(u16x8_extend_low_u8x16(pred), rounded(o0, o1));
     let hi = i16x8_add_sat(u16x8_extend_high_u8x16(pred), rounded(o2, o3));
-    let out = u8x16_narrow_i16x8(lo, hi);
-    let lanes = [
-        u32x4_extract_lane::<0>(out),
-        u32x4_extract_lane::<1>(out),
-        u32x4_extract_lane::<2>(out),
-        u32x4_extract_lane::<3>(out),
-    ];
-    for (y, v) in lanes.into_iter().enumerate() {
-        if rows[y].is_some()
-            && let Some(d) = dst
-                .get_mut(off + y * stride..)
-                .and_then(|d| d.first_chunk_mut::<4>())
-        {
-            *d = v.to_le_bytes();
-        }
-    }
+    store4(dst, off, stride, &rows, u8x16_narrow_i16x8(lo, hi));
     *c = [0; 16];
 }
 
@@ -168,4 +153,43 @@ pub(crate) fn idct8_add(dst: &mut [u8], off: usize, stride: usize, c: &mut [i32;
         }
     }
     *c = [0; 64];
+}
+
+/// Adds a DC-only 4×4 residual ((dc + 32) >> 6 everywhere) and clears `c`: one saturating
+/// byte add (or subtract) over the four rows at once.
+#[inline]
+pub(crate) fn dc4_add(dst: &mut [u8], off: usize, stride: usize, c: &mut [i32; 16]) {
+    let dc = (c[0] + 32) >> 6;
+    c[0] = 0;
+    let amount = u8x16_splat(dc.unsigned_abs().min(255) as u8);
+    let rows = [0, 1, 2, 3].map(|y| word::<4>(dst, off + y * stride));
+    let px = |y: usize| rows[y].map_or(0, u32::from_le_bytes);
+    let pred = u32x4(px(0), px(1), px(2), px(3));
+    let out = if dc >= 0 {
+        u8x16_add_sat(pred, amount)
+    } else {
+        u8x16_sub_sat(pred, amount)
+    };
+    store4(dst, off, stride, &rows, out);
+}
+
+/// Stores the four 4-byte rows of `out` at `off`, `off + stride`, … (rows that were out of
+/// bounds when loaded stay untouched).
+#[inline(always)]
+fn store4(dst: &mut [u8], off: usize, stride: usize, rows: &[Option<[u8; 4]>; 4], out: v128) {
+    let lanes = [
+        u32x4_extract_lane::<0>(out),
+        u32x4_extract_lane::<1>(out),
+        u32x4_extract_lane::<2>(out),
+        u32x4_extract_lane::<3>(out),
+    ];
+    for (y, v) in lanes.into_iter().enumerate() {
+        if rows[y].is_some()
+            && let Some(d) = dst
+                .get_mut(off + y * stride..)
+                .and_then(|d| d.first_chunk_mut::<4>())
+        {
+            *d = v.to_le_bytes();
+        }
+    }
 }
