@@ -10,7 +10,7 @@ use core::arch::wasm32::*;
 
 /// The `N` bytes at `at` as a little-endian word; `None` if out of bounds.
 #[inline(always)]
-fn word<const N: usize>(px: &[u8], at: usize) -> Option<[u8; N]> {
+pub(crate) fn word<const N: usize>(px: &[u8], at: usize) -> Option<[u8; N]> {
     px.get(at..)?.first_chunk::<N>().copied()
 }
 

@@ -5,13 +5,8 @@
 //! saturating narrowing (i32 → i16 → u8), which gives the scalar clamp to 0..=255 for every
 //! input. Loads and stores go through bounds-checked slices: no `unsafe`.
 
+use crate::deblock_simd::word;
 use core::arch::wasm32::*;
-
-/// The `N` bytes at `at` as a little-endian word; `None` if out of bounds.
-#[inline(always)]
-fn word<const N: usize>(px: &[u8], at: usize) -> Option<[u8; N]> {
-    px.get(at..)?.first_chunk::<N>().copied()
-}
 
 /// Four consecutive coefficients as a vector.
 #[inline(always)]
