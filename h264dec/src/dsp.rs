@@ -2,6 +2,7 @@
 //! add-to-prediction step. Written over fixed-size arrays and rows so that LLVM vectorises them
 //! (simd128 in the guest); no kernel reads or writes outside the block it is given.
 
+#[cfg(test)]
 /// Reference samples of an N×N block: `top[0..2N]` (p[x, -1], the right half already
 /// substituted when unavailable), `left[0..N]` (p[-1, y]) and `corner` (p[-1, -1]).
 pub(crate) struct Edges<const N2: usize, const N: usize> {
@@ -13,6 +14,7 @@ pub(crate) struct Edges<const N2: usize, const N: usize> {
     pub(crate) has_corner: bool,
 }
 
+#[cfg(test)]
 impl<const N2: usize, const N: usize> Edges<N2, N> {
     /// The 8×8 reference sample filter (§8.3.2.2.1).
     pub(crate) fn filtered(&self) -> Self {
@@ -60,7 +62,9 @@ impl<const N2: usize, const N: usize> Edges<N2, N> {
     }
 }
 
-/// Intra 4×4 / 8×8 prediction of mode `mode` (Tables 8-2, 8-3) into `out` (row-major N×N).
+#[cfg(test)]
+/// Intra 4×4 / 8×8 prediction of mode `mode` (Tables 8-2, 8-3) into `out` (row-major N×N),
+/// written as the spec's formulas: the reference `pred`'s table-driven kernels are tested against.
 /// Returns false when the mode needs samples that are not available.
 pub(crate) fn pred_nxn<const N2: usize, const N: usize>(
     e: &Edges<N2, N>,
@@ -178,6 +182,7 @@ pub(crate) fn pred_nxn<const N2: usize, const N: usize>(
     true
 }
 
+#[cfg(test)]
 /// Fills an N×N block with `f(x, y)`.
 #[inline(always)]
 fn fill<const N: usize>(out: &mut [[u8; N]; N], f: impl Fn(i32, i32) -> i32) {
@@ -358,6 +363,21 @@ pub(crate) fn idct8_add(dst: &mut [u8], off: usize, stride: usize, c: &mut [i32;
         }
     }
     *c = [0; 64];
+}
+
+/// Writes an N×N block held row after row (`NN` = N × N bytes) into `dst` at `off`.
+#[inline]
+pub(crate) fn put_flat<const N: usize, const NN: usize>(
+    dst: &mut [u8],
+    off: usize,
+    stride: usize,
+    block: &[u8; NN],
+) {
+    for (y, row) in block.chunks_exact(N).enumerate() {
+        if let Some(d) = dst.get_mut(off + y * stride..off + y * stride + N) {
+            d.copy_from_slice(row);
+        }
+    }
 }
 
 /// Writes an N×N block into `dst` at `off`.

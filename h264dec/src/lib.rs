@@ -26,6 +26,7 @@ mod dsp;
 mod idct_simd;
 mod mb;
 mod params;
+mod pred;
 mod recon;
 mod slice;
 mod tables;

@@ -3,11 +3,12 @@
 //! transforms. The DC transforms of Intra 16×16 luma and of chroma (§8.5.10, §8.5.11) live here.
 
 use crate::Error;
-use crate::dsp::{self, Edges};
+use crate::dsp;
 use crate::mb::{
     BLK_RASTER, KIND_I4, KIND_I8, KIND_I16, KIND_PCM, MbData, MbInfo, Neighbours, PictureState,
 };
 use crate::params::Pps;
+use crate::pred::{self, Avail};
 use crate::tables::chroma_qp;
 
 /// Reconstructs `mb` at (mbx, mby) and returns what neighbours need of it.
@@ -89,13 +90,15 @@ pub(crate) fn reconstruct(
                 } else {
                     bx < 3 && !(bx == 1 && (by == 1 || by == 3))
                 };
-                let e: Edges<8, 4> =
-                    gather(&pic.y, off, stride, has_top, has_left, has_corner, has_tr);
-                let mut block = [[0u8; 4]; 4];
-                if !dsp::pred_nxn(&e, mb.modes[blk], &mut block) {
-                    return Err(bad_mode("intra 4x4", mb.modes[blk]));
-                }
-                dsp::put(&mut pic.y, off, stride, &block);
+                let av = Avail {
+                    top: has_top,
+                    left: has_left,
+                    corner: has_corner,
+                    top_right: has_tr,
+                };
+                let block = pred::pred4(&pic.y, off, stride, av, mb.modes[blk])
+                    .ok_or_else(|| bad_mode("intra 4x4", mb.modes[blk]))?;
+                dsp::put_flat::<4, 16>(&mut pic.y, off, stride, &block);
                 if mb.nnz[blk] != 0 {
                     let c = crate::cabac::sub16(&mut mb.luma, blk);
                     dsp::idct4_add(&mut pic.y, off, stride, c);
@@ -120,15 +123,16 @@ pub(crate) fn reconstruct(
                     2 => true,
                     _ => false,
                 };
-                let e: Edges<16, 8> =
-                    gather(&pic.y, off, stride, has_top, has_left, has_corner, has_tr);
-                let e = e.filtered();
-                let mut block = [[0u8; 8]; 8];
+                let av = Avail {
+                    top: has_top,
+                    left: has_left,
+                    corner: has_corner,
+                    top_right: has_tr,
+                };
                 let mode = mb.modes[by * 4 + bx];
-                if !dsp::pred_nxn(&e, mode, &mut block) {
-                    return Err(bad_mode("intra 8x8", mode));
-                }
-                dsp::put(&mut pic.y, off, stride, &block);
+                let block = pred::pred8(&pic.y, off, stride, av, mode)
+                    .ok_or_else(|| bad_mode("intra 8x8", mode))?;
+                dsp::put_flat::<8, 64>(&mut pic.y, off, stride, &block);
                 let k = by * 4 + bx;
                 if mb.nnz[k] | mb.nnz[k + 1] | mb.nnz[k + 4] | mb.nnz[k + 5] != 0 {
                     let c = crate::cabac::sub64(&mut mb.luma, b8);
@@ -215,57 +219,6 @@ fn bad_mode(what: &str, mode: u8) -> Error {
     Error::Malformed(format!(
         "{what} prediction mode {mode} uses unavailable samples"
     ))
-}
-
-/// Reads the reference samples of the N×N block at `off` (§8.3.1.2, §8.3.2.2): the right half
-/// of the top row repeats p[N-1, -1] when the top-right block is unavailable.
-#[inline]
-fn gather<const N2: usize, const N: usize>(
-    plane: &[u8],
-    off: usize,
-    stride: usize,
-    has_top: bool,
-    has_left: bool,
-    has_corner: bool,
-    has_tr: bool,
-) -> Edges<N2, N> {
-    let mut e = Edges {
-        top: [0; N2],
-        left: [0; N],
-        corner: 0,
-        has_top,
-        has_left,
-        has_corner,
-    };
-    if has_top {
-        let above = off - stride;
-        if let Some(row) = plane.get(above..above + N2) {
-            let len = if has_tr { N2 } else { N };
-            for (t, &s) in e.top.iter_mut().zip(&row[..len]) {
-                *t = i32::from(s);
-            }
-            if !has_tr {
-                let last = e.top[N - 1];
-                e.top[N..].iter_mut().for_each(|t| *t = last);
-            }
-        } else if let Some(row) = plane.get(above..above + N) {
-            // The top-right samples would lie past the plane: only when unavailable.
-            for (t, &s) in e.top.iter_mut().zip(row) {
-                *t = i32::from(s);
-            }
-            let last = e.top[N - 1];
-            e.top[N..].iter_mut().for_each(|t| *t = last);
-        }
-    }
-    if has_left {
-        for (y, l) in e.left.iter_mut().enumerate() {
-            *l = i32::from(plane.get(off + y * stride - 1).copied().unwrap_or(128));
-        }
-    }
-    if has_corner {
-        e.corner = i32::from(plane.get(off - stride - 1).copied().unwrap_or(128));
-    }
-    e
 }
 
 /// Intra 16×16 luma or chroma prediction other than chroma DC; `None` when the mode needs

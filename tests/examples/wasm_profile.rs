@@ -19,11 +19,15 @@ fn main() -> anyhow::Result<()> {
         let mut best = f64::INFINITY;
         for _ in 0..rounds {
             let t = std::time::Instant::now();
+            let mut each = Vec::new();
             for shot in &shots {
+                let t = std::time::Instant::now();
                 renderer
                     .render(rt, shot)?
                     .map_err(|f| anyhow::anyhow!(f.text()))?;
+                each.push(format!("{:.1}", t.elapsed().as_secs_f64() * 1e3));
             }
+            eprintln!("{}", each.join(" "));
             best = best.min(t.elapsed().as_secs_f64() * 1e3);
         }
         println!(

@@ -122,6 +122,9 @@ const RECIP_SHIFT: u32 = 21;
 pub struct Quantiser {
     step: [[i32; 8]; 8],
     recip: [[i32; 8]; 8],
+    /// `4 · step` and `recip` as vectors of four (row `u`, half `h` at `2u + h`), for wasm.
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    lanes: [(core::arch::wasm32::v128, core::arch::wasm32::v128); 16],
 }
 
 impl Quantiser {
@@ -134,7 +137,22 @@ impl Quantiser {
             step[i / 8][i % 8] = q;
             recip[i / 8][i % 8] = ((1 << RECIP_SHIFT) + q - 1) / q;
         }
-        Quantiser { step, recip }
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        let lanes = std::array::from_fn(|k| {
+            use core::arch::wasm32::i32x4;
+            let (u, at) = (k / 2, (k % 2) * 4);
+            let (s, r) = (&step[u], &recip[u]);
+            (
+                i32x4(4 * s[at], 4 * s[at + 1], 4 * s[at + 2], 4 * s[at + 3]),
+                i32x4(r[at], r[at + 1], r[at + 2], r[at + 3]),
+            )
+        });
+        Quantiser {
+            step,
+            recip,
+            #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+            lanes,
+        }
     }
 }
 
@@ -159,26 +177,14 @@ pub fn quantise(b: &mut Block, quantiser: &Quantiser) {
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 pub fn quantise(b: &mut Block, quantiser: &Quantiser) {
     use core::arch::wasm32::*;
-    let load = |r: &[i32; 8], at: usize| i32x4(r[at], r[at + 1], r[at + 2], r[at + 3]);
-    let limit = i32x4_splat(MAX_MAGNITUDE);
-    for u in 0..8 {
+    for (u, row) in b.iter_mut().enumerate() {
         for at in [0, 4] {
-            let c = load(&b[u], at);
-            let step = load(&quantiser.step[u], at);
-            let recip = load(&quantiser.recip[u], at);
-            let n = i32x4_shr(
-                i32x4_add(i32x4_min(i32x4_abs(c), limit), i32x4_shl(step, 2)),
-                3,
-            );
-            let lo = i64x2_shr(i64x2_extmul_low_i32x4(n, recip), RECIP_SHIFT);
-            let hi = i64x2_shr(i64x2_extmul_high_i32x4(n, recip), RECIP_SHIFT);
-            let quotient = i32x4_shuffle::<0, 2, 4, 6>(lo, hi);
-            let sign = i32x4_shr(c, 31);
-            let q = i32x4_sub(v128_xor(quotient, sign), sign);
-            b[u][at] = i32x4_extract_lane::<0>(q);
-            b[u][at + 1] = i32x4_extract_lane::<1>(q);
-            b[u][at + 2] = i32x4_extract_lane::<2>(q);
-            b[u][at + 3] = i32x4_extract_lane::<3>(q);
+            let c = i32x4(row[at], row[at + 1], row[at + 2], row[at + 3]);
+            let q = quantise4(c, quantiser.lanes[2 * u + at / 4]);
+            row[at] = i32x4_extract_lane::<0>(q);
+            row[at + 1] = i32x4_extract_lane::<1>(q);
+            row[at + 2] = i32x4_extract_lane::<2>(q);
+            row[at + 3] = i32x4_extract_lane::<3>(q);
         }
     }
 }
@@ -203,6 +209,175 @@ fn quantise_one(c: i32, step: i32, recip: i32) -> i32 {
     let n = (c.abs().min(MAX_MAGNITUDE) + 4 * step) >> 3;
     let quotient = ((i64::from(n) * i64::from(recip)) >> RECIP_SHIFT) as i32;
     if c < 0 { -quotient } else { quotient }
+}
+
+/// Load, forward DCT and quantisation of one 8×8 block lying wholly inside its plane, in wasm
+/// SIMD128 with the block held in registers: the same integer arithmetic as [`forward`] followed
+/// by [`quantise`], step for step (so the same coefficients). The rows are loaded as bytes and
+/// transposed as 16-bit lanes, each pass works on eight pairs of i32x4 vectors, and the block is
+/// transposed once more (as i32) between the passes. `None` if a row is out of bounds.
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+pub fn block_simd(
+    samples: &[u8],
+    at: usize,
+    stride: usize,
+    quantiser: &Quantiser,
+) -> Option<Block> {
+    use core::arch::wasm32::*;
+    let row = |y: usize| -> Option<v128> {
+        let bytes = samples.get(at + y * stride..)?.first_chunk::<8>()?;
+        let v = u16x8_extend_low_u8x16(u64x2(u64::from_le_bytes(*bytes), 0));
+        Some(i16x8_sub(v, i16x8_splat(128)))
+    };
+    let (r0, r1, r2, r3) = (row(0)?, row(1)?, row(2)?, row(3)?);
+    let (r4, r5, r6, r7) = (row(4)?, row(5)?, row(6)?, row(7)?);
+    // 8×8 transpose of 16-bit lanes: rows in, columns out.
+    let a0 = i16x8_shuffle::<0, 8, 1, 9, 2, 10, 3, 11>(r0, r1);
+    let a1 = i16x8_shuffle::<4, 12, 5, 13, 6, 14, 7, 15>(r0, r1);
+    let a2 = i16x8_shuffle::<0, 8, 1, 9, 2, 10, 3, 11>(r2, r3);
+    let a3 = i16x8_shuffle::<4, 12, 5, 13, 6, 14, 7, 15>(r2, r3);
+    let a4 = i16x8_shuffle::<0, 8, 1, 9, 2, 10, 3, 11>(r4, r5);
+    let a5 = i16x8_shuffle::<4, 12, 5, 13, 6, 14, 7, 15>(r4, r5);
+    let a6 = i16x8_shuffle::<0, 8, 1, 9, 2, 10, 3, 11>(r6, r7);
+    let a7 = i16x8_shuffle::<4, 12, 5, 13, 6, 14, 7, 15>(r6, r7);
+    let b0 = i32x4_shuffle::<0, 4, 1, 5>(a0, a2);
+    let b1 = i32x4_shuffle::<2, 6, 3, 7>(a0, a2);
+    let b2 = i32x4_shuffle::<0, 4, 1, 5>(a1, a3);
+    let b3 = i32x4_shuffle::<2, 6, 3, 7>(a1, a3);
+    let b4 = i32x4_shuffle::<0, 4, 1, 5>(a4, a6);
+    let b5 = i32x4_shuffle::<2, 6, 3, 7>(a4, a6);
+    let b6 = i32x4_shuffle::<0, 4, 1, 5>(a5, a7);
+    let b7 = i32x4_shuffle::<2, 6, 3, 7>(a5, a7);
+    let columns = [
+        i64x2_shuffle::<0, 2>(b0, b4),
+        i64x2_shuffle::<1, 3>(b0, b4),
+        i64x2_shuffle::<0, 2>(b1, b5),
+        i64x2_shuffle::<1, 3>(b1, b5),
+        i64x2_shuffle::<0, 2>(b2, b6),
+        i64x2_shuffle::<1, 3>(b2, b6),
+        i64x2_shuffle::<0, 2>(b3, b7),
+        i64x2_shuffle::<1, 3>(b3, b7),
+    ];
+    // Pass 1 along x (lanes: rows 0..4 and 4..8).
+    let lo = columns.map(|c| i32x4_extend_low_i16x8(c));
+    let hi = columns.map(|c| i32x4_extend_high_i16x8(c));
+    let (p_lo, p_hi) = (pass_simd(lo, true), pass_simd(hi, true));
+    // Transpose as i32: p[v] lanes y -> q[y] lanes v.
+    let t00 = transpose4(p_lo[0], p_lo[1], p_lo[2], p_lo[3]);
+    let t01 = transpose4(p_lo[4], p_lo[5], p_lo[6], p_lo[7]);
+    let t10 = transpose4(p_hi[0], p_hi[1], p_hi[2], p_hi[3]);
+    let t11 = transpose4(p_hi[4], p_hi[5], p_hi[6], p_hi[7]);
+    let q_lo = [
+        t00[0], t00[1], t00[2], t00[3], t10[0], t10[1], t10[2], t10[3],
+    ];
+    let q_hi = [
+        t01[0], t01[1], t01[2], t01[3], t11[0], t11[1], t11[2], t11[3],
+    ];
+    // Pass 2 along y (lanes: frequencies v 0..4 and 4..8), then quantise in place.
+    let (c_lo, c_hi) = (pass_simd(q_lo, false), pass_simd(q_hi, false));
+    let mut b = [[0i32; 8]; 8];
+    for (u, out) in b.iter_mut().enumerate() {
+        let q0 = quantise4(c_lo[u], quantiser.lanes[2 * u]);
+        let q1 = quantise4(c_hi[u], quantiser.lanes[2 * u + 1]);
+        *out = [
+            i32x4_extract_lane::<0>(q0),
+            i32x4_extract_lane::<1>(q0),
+            i32x4_extract_lane::<2>(q0),
+            i32x4_extract_lane::<3>(q0),
+            i32x4_extract_lane::<0>(q1),
+            i32x4_extract_lane::<1>(q1),
+            i32x4_extract_lane::<2>(q1),
+            i32x4_extract_lane::<3>(q1),
+        ];
+    }
+    Some(b)
+}
+
+/// Transposes a 4×4 block of i32 lanes.
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+#[inline(always)]
+fn transpose4(
+    r0: core::arch::wasm32::v128,
+    r1: core::arch::wasm32::v128,
+    r2: core::arch::wasm32::v128,
+    r3: core::arch::wasm32::v128,
+) -> [core::arch::wasm32::v128; 4] {
+    use core::arch::wasm32::*;
+    let t0 = i32x4_shuffle::<0, 4, 1, 5>(r0, r1);
+    let t1 = i32x4_shuffle::<2, 6, 3, 7>(r0, r1);
+    let t2 = i32x4_shuffle::<0, 4, 1, 5>(r2, r3);
+    let t3 = i32x4_shuffle::<2, 6, 3, 7>(r2, r3);
+    [
+        i64x2_shuffle::<0, 2>(t0, t2),
+        i64x2_shuffle::<1, 3>(t0, t2),
+        i64x2_shuffle::<0, 2>(t1, t3),
+        i64x2_shuffle::<1, 3>(t1, t3),
+    ]
+}
+
+/// [`pass`] on four lanes held in vectors: `d[i]` is input position `i`, the result output
+/// position `i`.
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+#[inline(always)]
+fn pass_simd(d: [core::arch::wasm32::v128; 8], pass1: bool) -> [core::arch::wasm32::v128; 8] {
+    use core::arch::wasm32::*;
+    let (even_shift, odd_shift) = if pass1 {
+        (0, CONST_BITS - PASS1_BITS)
+    } else {
+        (PASS1_BITS, CONST_BITS + PASS1_BITS)
+    };
+    let descale = |x: v128, n: u32| i32x4_shr(i32x4_add(x, i32x4_splat(1 << (n - 1))), n);
+    let even = |x: v128| {
+        if pass1 {
+            i32x4_shl(x, PASS1_BITS)
+        } else {
+            descale(x, even_shift)
+        }
+    };
+    let k = i32x4_splat;
+    let (add, sub, mul) = (i32x4_add, i32x4_sub, i32x4_mul);
+    let (t0, t7) = (add(d[0], d[7]), sub(d[0], d[7]));
+    let (t1, t6) = (add(d[1], d[6]), sub(d[1], d[6]));
+    let (t2, t5) = (add(d[2], d[5]), sub(d[2], d[5]));
+    let (t3, t4) = (add(d[3], d[4]), sub(d[3], d[4]));
+    let (t10, t13) = (add(t0, t3), sub(t0, t3));
+    let (t11, t12) = (add(t1, t2), sub(t1, t2));
+    let z1 = mul(add(t12, t13), k(C_0_541));
+    let out0 = even(add(t10, t11));
+    let out4 = even(sub(t10, t11));
+    let out2 = descale(add(z1, mul(t13, k(C_0_765))), odd_shift);
+    let out6 = descale(sub(z1, mul(t12, k(C_1_847))), odd_shift);
+    let z5 = mul(add(add(t4, t5), add(t6, t7)), k(C_1_175));
+    let z1 = mul(add(t4, t7), k(-C_0_899));
+    let z2 = mul(add(t5, t6), k(-C_2_562));
+    let z3 = add(mul(add(t4, t6), k(-C_1_961)), z5);
+    let z4 = add(mul(add(t5, t7), k(-C_0_390)), z5);
+    let out7 = descale(add(add(mul(t4, k(C_0_298)), z1), z3), odd_shift);
+    let out5 = descale(add(add(mul(t5, k(C_2_053)), z2), z4), odd_shift);
+    let out3 = descale(add(add(mul(t6, k(C_3_072)), z2), z3), odd_shift);
+    let out1 = descale(add(add(mul(t7, k(C_1_501)), z1), z4), odd_shift);
+    [out0, out1, out2, out3, out4, out5, out6, out7]
+}
+
+/// [`quantise`] of four coefficients, given `4 · step` and the reciprocals of their positions.
+/// The product `n · recip` is not negative, so its shift is the logical one (x86 has no 64-bit
+/// arithmetic shift in SSE; wasm's `i64x2.shr_s` costs a sequence there).
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+#[inline(always)]
+fn quantise4(
+    c: core::arch::wasm32::v128,
+    (step4, recip): (core::arch::wasm32::v128, core::arch::wasm32::v128),
+) -> core::arch::wasm32::v128 {
+    use core::arch::wasm32::*;
+    let n = i32x4_shr(
+        i32x4_add(i32x4_min(i32x4_abs(c), i32x4_splat(MAX_MAGNITUDE)), step4),
+        3,
+    );
+    let lo = u64x2_shr(u64x2_extmul_low_u32x4(n, recip), RECIP_SHIFT);
+    let hi = u64x2_shr(u64x2_extmul_high_u32x4(n, recip), RECIP_SHIFT);
+    let quotient = i32x4_shuffle::<0, 2, 4, 6>(lo, hi);
+    let sign = i32x4_shr(c, 31);
+    i32x4_sub(v128_xor(quotient, sign), sign)
 }
 
 #[cfg(test)]

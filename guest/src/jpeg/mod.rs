@@ -119,6 +119,19 @@ impl Component<'_> {
             self.previous_dc = entropy::encode_block(w, &b, self.previous_dc, &self.codes);
             return;
         }
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        if x0 + 8 <= self.plane.width
+            && y0 + 8 <= self.plane.height
+            && let Some(b) = fdct::block_simd(
+                self.plane.samples,
+                y0 * self.plane.width + x0,
+                self.plane.width,
+                self.quantiser,
+            )
+        {
+            self.previous_dc = entropy::encode_block(w, &b, self.previous_dc, &self.codes);
+            return;
+        }
         let mut b = [[0; 8]; 8];
         self.plane.load(x0, y0, &mut b);
         fdct::forward(&mut b);
