@@ -162,16 +162,21 @@ pub fn to_jfif(picture: &mut Yuv420) -> Result<(), Failure> {
             *cb = to_sample((128 << Q) + c.bb * b + c.br * r + HALF);
             *cr = to_sample((128 << Q) + c.rb * b + c.rr * r + HALF);
         }
+        let with_chroma = c.lb != 0 || c.lr != 0;
         for y_row in y_pair.chunks_mut(width) {
-            if c.lb == 0 && c.lr == 0 {
-                for y in y_row.iter_mut() {
-                    *y = to_sample(luma[usize::from(*y)]);
+            // In wasm 16 samples at a time; the rest (or everything natively) by the table.
+            #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+            let done = simd::luma(y_row, with_chroma.then_some(&offsets[..]), &c);
+            #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+            let done = 0;
+            if with_chroma {
+                for (x, y) in y_row.iter_mut().enumerate().skip(done) {
+                    let offset = offsets.get(x / 2).copied().unwrap_or(0);
+                    *y = to_sample(luma[usize::from(*y)] + offset);
                 }
             } else {
-                for (pair, offset) in y_row.chunks_mut(2).zip(&offsets) {
-                    for y in pair {
-                        *y = to_sample(luma[usize::from(*y)] + offset);
-                    }
+                for y in y_row.iter_mut().skip(done) {
+                    *y = to_sample(luma[usize::from(*y)]);
                 }
             }
         }
@@ -179,6 +184,65 @@ pub fn to_jfif(picture: &mut Yuv420) -> Result<(), Failure> {
     picture.full_range = true;
     picture.matrix = Matrix::Bt601;
     Ok(())
+}
+
+/// The luma step of [`to_jfif`] in wasm SIMD128: the same Q16 arithmetic as the table and
+/// [`to_sample`] (the table holds `ly · (v − y0) + ½`), four i32 lanes at a time, the clamp by
+/// saturating narrowing.
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod simd {
+    use super::{Coefficients, HALF, Q};
+    use core::arch::wasm32::*;
+
+    /// Converts the leading multiple of 16 samples of `row` (with the luma offset of each
+    /// chroma sample, `offsets[x / 2]`, when given) and returns how many it converted.
+    pub(super) fn luma(row: &mut [u8], offsets: Option<&[i32]>, c: &Coefficients) -> usize {
+        let (y0, ly, half) = (i32x4_splat(c.y0), i32x4_splat(c.ly), i32x4_splat(HALF));
+        let mut done = 0;
+        for (k, chunk) in row.chunks_exact_mut(16).enumerate() {
+            let Some(bytes) = chunk.first_chunk_mut::<16>() else {
+                break;
+            };
+            let (lo, hi) = bytes.split_at(8);
+            let v = u64x2(
+                u64::from_le_bytes(lo.try_into().unwrap_or_default()),
+                u64::from_le_bytes(hi.try_into().unwrap_or_default()),
+            );
+            let (w0, w1) = (u16x8_extend_low_u8x16(v), u16x8_extend_high_u8x16(v));
+            let lanes = [
+                u32x4_extend_low_u16x8(w0),
+                u32x4_extend_high_u16x8(w0),
+                u32x4_extend_low_u16x8(w1),
+                u32x4_extend_high_u16x8(w1),
+            ];
+            let mut q = lanes.map(|l| i32x4_add(i32x4_mul(i32x4_sub(l, y0), ly), half));
+            if let Some(offsets) = offsets {
+                let at = k * 8;
+                let Some(o) = offsets.get(at..at + 8) else {
+                    break;
+                };
+                let (a, b) = (i32x4(o[0], o[1], o[2], o[3]), i32x4(o[4], o[5], o[6], o[7]));
+                let pairs = [
+                    i32x4_shuffle::<0, 0, 1, 1>(a, a),
+                    i32x4_shuffle::<2, 2, 3, 3>(a, a),
+                    i32x4_shuffle::<0, 0, 1, 1>(b, b),
+                    i32x4_shuffle::<2, 2, 3, 3>(b, b),
+                ];
+                for (q, p) in q.iter_mut().zip(pairs) {
+                    *q = i32x4_add(*q, p);
+                }
+            }
+            let q = q.map(|l| i32x4_shr(l, Q));
+            let out = u8x16_narrow_i16x8(
+                i16x8_narrow_i32x4(q[0], q[1]),
+                i16x8_narrow_i32x4(q[2], q[3]),
+            );
+            bytes[..8].copy_from_slice(&u64x2_extract_lane::<0>(out).to_le_bytes());
+            bytes[8..].copy_from_slice(&u64x2_extract_lane::<1>(out).to_le_bytes());
+            done += 16;
+        }
+        done
+    }
 }
 
 #[cfg(test)]
