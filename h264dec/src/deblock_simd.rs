@@ -188,20 +188,30 @@ pub(crate) fn luma(
         return;
     }
     let base = off - 4 * across;
-    let mut s = [u8x16_splat(0); 8];
-    if across == 1 {
+    // Loads and stores written out (no loops over vector arrays: those were kept in linear
+    // memory and walked with a called iterator).
+    let s = if across == 1 {
         match load_columns8(px, base, along) {
-            Some(c) => s = c,
+            Some(c) => c,
             None => return,
         }
     } else {
-        for (k, s) in s.iter_mut().enumerate() {
-            match row16(px, base + k * across) {
-                Some(v) => *s = v,
-                None => return,
-            }
+        // The last row first: one bounds check covers the rest.
+        if row16(px, base + 7 * across).is_none() {
+            return;
         }
-    }
+        let row = |k: usize| row16(px, base + k * across).unwrap_or(u8x16_splat(0));
+        [
+            row(0),
+            row(1),
+            row(2),
+            row(3),
+            row(4),
+            row(5),
+            row(6),
+            row(7),
+        ]
+    };
     let out = match tc0 {
         None => luma_strong(&s, alpha, beta),
         Some(tc0) => luma_normal(&s, alpha, beta, tc0),
@@ -209,9 +219,12 @@ pub(crate) fn luma(
     if across == 1 {
         store_columns8(px, base, along, &out);
     } else {
-        for (k, v) in out.iter().enumerate().take(7).skip(1) {
-            put16(px, base + k * across, *v);
-        }
+        put16(px, base + across, out[1]);
+        put16(px, base + 2 * across, out[2]);
+        put16(px, base + 3 * across, out[3]);
+        put16(px, base + 4 * across, out[4]);
+        put16(px, base + 5 * across, out[5]);
+        put16(px, base + 6 * across, out[6]);
     }
 }
 

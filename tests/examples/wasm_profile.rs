@@ -40,6 +40,13 @@ fn main() -> anyhow::Result<()> {
     config.profiler(ProfilingStrategy::PerfMap);
     let epochs = std::env::var_os("EPOCHS").is_some();
     config.epoch_interruption(epochs);
+    // WASM_PROFILE_CACHE=DIR: wasmtime's compilation cache, so a run under valgrind (counting
+    // the instructions of a change, repeatable on a noisy machine) does not compile again.
+    if let Some(dir) = std::env::var_os("WASM_PROFILE_CACHE") {
+        let mut cache = wasmtime::CacheConfig::new();
+        cache.with_directory(dir);
+        config.cache(Some(wasmtime::Cache::new(cache)?));
+    }
     let engine = Engine::new(&config)?;
     if let Ok(out) = std::env::var("DUMP_CWASM") {
         std::fs::write(out, engine.precompile_module(&std::fs::read(&path)?)?)?;

@@ -2,6 +2,7 @@
 //! specification (Annex C), a bit writer with 0xFF byte stuffing (§B.1.1.5, §F.1.2.3), and the
 //! coding of one quantised block (DC difference, then AC run/size symbols with ZRL and EOB).
 
+use super::fdct::Coefs;
 use super::tables::{HuffSpec, ZIGZAG};
 
 /// Huffman codes by symbol: `code[s]` is `len[s]` bits long; length 0 means "no code".
@@ -136,24 +137,18 @@ pub struct ComponentCodes<'a> {
 /// `previous_dc` of the same component, and returns this block's DC.
 pub fn encode_block(
     w: &mut BitWriter,
-    coefficients: &[[i32; 8]; 8],
+    coefficients: &Coefs,
     previous_dc: i32,
     codes: &ComponentCodes<'_>,
 ) -> i32 {
-    let flat = coefficients.as_flattened();
-    let Some(flat) = flat.first_chunk::<64>() else {
-        return previous_dc;
-    };
-    let nonzero = zigzag_nonzero(flat);
+    let nonzero = zigzag_nonzero(coefficients);
     // The coefficient at zigzag position `k`.
     let zz = |k: u32| {
         ZIGZAG
             .get(k as usize)
-            .and_then(|&n| flat.get(usize::from(n)))
-            .copied()
-            .unwrap_or(0)
+            .map_or(0, |&n| coefficients.get(usize::from(n)))
     };
-    let dc = flat[0];
+    let dc = coefficients.get(0);
     // The DC of a baseline block lies in -1024..=1016 over a step of at least 1, so the
     // difference always fits category 11; the clamp only guards the code against a bad caller.
     let (size, bits) = category((dc - previous_dc).clamp(-MAX_DC_DIFF, MAX_DC_DIFF));
@@ -186,18 +181,18 @@ pub fn encode_block(
 
 /// Bit `k` set when the coefficient at zigzag position `k` is not zero.
 #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
-fn zigzag_nonzero(flat: &[i32; 64]) -> u64 {
-    zigzag_nonzero_scalar(flat)
+fn zigzag_nonzero(c: &Coefs) -> u64 {
+    zigzag_nonzero_scalar(c)
 }
 
 #[cfg_attr(
     all(target_arch = "wasm32", target_feature = "simd128"),
     allow(dead_code, reason = "wasm uses the SIMD version")
 )]
-fn zigzag_nonzero_scalar(flat: &[i32; 64]) -> u64 {
+fn zigzag_nonzero_scalar(c: &Coefs) -> u64 {
     let mut mask = 0u64;
     for (k, &natural) in ZIGZAG.iter().enumerate() {
-        mask |= u64::from(flat[usize::from(natural)] != 0) << k;
+        mask |= u64::from(c.get(usize::from(natural)) != 0) << k;
     }
     mask
 }
@@ -220,15 +215,11 @@ const SWIZZLES: [[[u8; 16]; 4]; 4] = {
 /// non-zero coefficient stays non-zero), permuted into zigzag order with byte swizzles and
 /// turned into a bit mask, 16 positions at a time.
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-fn zigzag_nonzero(flat: &[i32; 64]) -> u64 {
+fn zigzag_nonzero(c: &Coefs) -> u64 {
     use core::arch::wasm32::*;
-    let quad = |i: usize| i32x4(flat[i], flat[i + 1], flat[i + 2], flat[i + 3]);
-    let bytes: [v128; 4] = std::array::from_fn(|g| {
-        let at = 16 * g;
-        let lo = i16x8_narrow_i32x4(quad(at), quad(at + 4));
-        let hi = i16x8_narrow_i32x4(quad(at + 8), quad(at + 12));
-        i8x16_narrow_i16x8(lo, hi)
-    });
+    // Eight coefficients (one row) as a vector.
+    let row = |u: usize| u64x2(c.0[2 * u], c.0[2 * u + 1]);
+    let bytes: [v128; 4] = std::array::from_fn(|g| i8x16_narrow_i16x8(row(2 * g), row(2 * g + 1)));
     let index = |t: &[u8; 16]| {
         u8x16(
             t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8], t[9], t[10], t[11], t[12], t[13],

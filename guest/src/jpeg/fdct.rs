@@ -159,47 +159,61 @@ impl Quantiser {
 /// Largest magnitude the quantiser accepts; [`forward`] never exceeds 8 · 1024 plus rounding.
 const MAX_MAGNITUDE: i32 = 1 << 15;
 
+/// A quantised block in natural order as 16-bit lanes, four to a word (coefficient `n` in bits
+/// `16 (n % 4)..` of word `n / 4`): the layout of eight 128-bit vectors, so the SIMD path stores
+/// and loads whole vectors, with no unsafe code and no byte-by-byte copies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Coefs(pub [u64; 16]);
+
+impl Coefs {
+    /// A block with only a DC coefficient.
+    pub fn dc_only(dc: i32) -> Coefs {
+        let mut c = Coefs::default();
+        c.0[0] = u64::from(dc as i16 as u16);
+        c
+    }
+
+    /// Coefficient `n` (natural order, 0..64).
+    #[inline(always)]
+    pub fn get(&self, n: usize) -> i32 {
+        let word = self.0.get(n / 4).copied().unwrap_or(0);
+        i32::from((word >> (16 * (n % 4))) as u16 as i16)
+    }
+
+    /// Row `u` (coefficients `8u..8u+8`) from eight values that fit 16 bits.
+    #[inline(always)]
+    fn set_row(&mut self, u: usize, row: &[i32; 8]) {
+        let pack = |r: &[i32]| {
+            r.iter()
+                .rev()
+                .fold(0u64, |acc, &v| (acc << 16) | u64::from(v as i16 as u16))
+        };
+        self.0[2 * u] = pack(&row[..4]);
+        self.0[2 * u + 1] = pack(&row[4..]);
+    }
+
+    /// The coefficients as a natural-order block (tests).
+    #[cfg(test)]
+    pub fn to_block(self) -> Block {
+        std::array::from_fn(|u| std::array::from_fn(|v| self.get(8 * u + v)))
+    }
+}
+
 /// Divides the [`forward`] output by 8·q, rounding half away from zero (libjpeg's `quantize`),
-/// in place.
+/// into `out`.
 ///
 /// `(|c| + 4q) / 8q` is computed as `floor(n / q)` with `n = (|c| + 4q) >> 3` (floor division
 /// nests), then `floor(n / q) = (n · ceil(2^21 / q)) >> 21`: exact because `n < 2^13` and the
 /// reciprocal's excess `e = ceil(2^21/q)·q − 2^21 < q ≤ 255` gives `n · e < 2^21`
 /// (tested exhaustively below). The product needs up to 34 bits (`n < 2^13`, reciprocal ≤ 2^21),
-/// so it is formed in 64 (wasm `i64x2.extmul_*_i32x4` when vectorised).
-#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
-pub fn quantise(b: &mut Block, quantiser: &Quantiser) {
-    quantise_scalar(b, quantiser);
-}
-
-/// [`quantise`] in wasm SIMD128, four coefficients at a time, the same arithmetic: the 34-bit
-/// products by `i64x2.extmul`, which the compiler did not pick by itself.
-#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-pub fn quantise(b: &mut Block, quantiser: &Quantiser) {
-    use core::arch::wasm32::*;
-    for (u, row) in b.iter_mut().enumerate() {
-        for at in [0, 4] {
-            let c = i32x4(row[at], row[at + 1], row[at + 2], row[at + 3]);
-            let q = quantise4(c, quantiser.lanes[2 * u + at / 4]);
-            row[at] = i32x4_extract_lane::<0>(q);
-            row[at + 1] = i32x4_extract_lane::<1>(q);
-            row[at + 2] = i32x4_extract_lane::<2>(q);
-            row[at + 3] = i32x4_extract_lane::<3>(q);
-        }
-    }
-}
-
-/// [`quantise`] one coefficient at a time (the native build's, and the reference of the SIMD
-/// one).
-#[cfg_attr(
-    all(target_arch = "wasm32", target_feature = "simd128"),
-    allow(dead_code, reason = "wasm uses the SIMD version")
-)]
-fn quantise_scalar(b: &mut Block, quantiser: &Quantiser) {
-    for u in 0..8 {
-        for v in 0..8 {
-            b[u][v] = quantise_one(b[u][v], quantiser.step[u][v], quantiser.recip[u][v]);
-        }
+/// so it is formed in 64 (wasm `i64x2.extmul_*_i32x4` when vectorised). Quotients are below
+/// 2^13 in magnitude, so they fit [`Coefs`]' 16-bit lanes.
+pub fn quantise(b: &Block, quantiser: &Quantiser, out: &mut Coefs) {
+    for (u, row) in b.iter().enumerate() {
+        let q: [i32; 8] = std::array::from_fn(|v| {
+            quantise_one(row[v], quantiser.step[u][v], quantiser.recip[u][v])
+        });
+        out.set_row(u, &q);
     }
 }
 
@@ -222,7 +236,8 @@ pub fn block_simd(
     at: usize,
     stride: usize,
     quantiser: &Quantiser,
-) -> Option<Block> {
+    out: &mut Coefs,
+) -> Option<()> {
     use core::arch::wasm32::*;
     let row = |y: usize| -> Option<v128> {
         let bytes = samples.get(at + y * stride..)?.first_chunk::<8>()?;
@@ -258,39 +273,32 @@ pub fn block_simd(
         i64x2_shuffle::<0, 2>(b3, b7),
         i64x2_shuffle::<1, 3>(b3, b7),
     ];
-    // Pass 1 along x (lanes: rows 0..4 and 4..8).
-    let lo = columns.map(|c| i32x4_extend_low_i16x8(c));
-    let hi = columns.map(|c| i32x4_extend_high_i16x8(c));
-    let (p_lo, p_hi) = (pass_simd(lo, true), pass_simd(hi, true));
+    // Pass 1 along x (lanes: rows 0..4, then 4..8: one half at a time keeps fewer vectors live).
+    let p_lo = pass_simd(columns.map(|c| i32x4_extend_low_i16x8(c)), true);
+    let p_hi = pass_simd(columns.map(|c| i32x4_extend_high_i16x8(c)), true);
     // Transpose as i32: p[v] lanes y -> q[y] lanes v.
     let t00 = transpose4(p_lo[0], p_lo[1], p_lo[2], p_lo[3]);
-    let t01 = transpose4(p_lo[4], p_lo[5], p_lo[6], p_lo[7]);
     let t10 = transpose4(p_hi[0], p_hi[1], p_hi[2], p_hi[3]);
+    let t01 = transpose4(p_lo[4], p_lo[5], p_lo[6], p_lo[7]);
     let t11 = transpose4(p_hi[4], p_hi[5], p_hi[6], p_hi[7]);
     let q_lo = [
         t00[0], t00[1], t00[2], t00[3], t10[0], t10[1], t10[2], t10[3],
     ];
+    // Pass 2 along y (lanes: frequencies v 0..4 and 4..8), quantised and narrowed to 16 bits
+    // (the quotients fit), row `u` of the output as one vector.
+    let c_lo = pass_simd(q_lo, false);
     let q_hi = [
         t01[0], t01[1], t01[2], t01[3], t11[0], t11[1], t11[2], t11[3],
     ];
-    // Pass 2 along y (lanes: frequencies v 0..4 and 4..8), then quantise in place.
-    let (c_lo, c_hi) = (pass_simd(q_lo, false), pass_simd(q_hi, false));
-    let mut b = [[0i32; 8]; 8];
-    for (u, out) in b.iter_mut().enumerate() {
+    let c_hi = pass_simd(q_hi, false);
+    for u in 0..8 {
         let q0 = quantise4(c_lo[u], quantiser.lanes[2 * u]);
         let q1 = quantise4(c_hi[u], quantiser.lanes[2 * u + 1]);
-        *out = [
-            i32x4_extract_lane::<0>(q0),
-            i32x4_extract_lane::<1>(q0),
-            i32x4_extract_lane::<2>(q0),
-            i32x4_extract_lane::<3>(q0),
-            i32x4_extract_lane::<0>(q1),
-            i32x4_extract_lane::<1>(q1),
-            i32x4_extract_lane::<2>(q1),
-            i32x4_extract_lane::<3>(q1),
-        ];
+        let row = i16x8_narrow_i32x4(q0, q1);
+        out.0[2 * u] = u64x2_extract_lane::<0>(row);
+        out.0[2 * u + 1] = u64x2_extract_lane::<1>(row);
     }
-    Some(b)
+    Some(())
 }
 
 /// Transposes a 4×4 block of i32 lanes.
@@ -509,9 +517,10 @@ mod tests {
                 let exact = if c < 0 { -exact } else { exact };
                 assert_eq!(quantise_one(c, step, recip), exact, "c {c} q {q}");
             }
-            let mut b = [[-8 * i32::from(q) * 3; 8]; 8];
-            quantise(&mut b, &quantiser);
-            assert_eq!(b, [[-3; 8]; 8]);
+            let b = [[-8 * i32::from(q) * 3; 8]; 8];
+            let mut out = Coefs::default();
+            quantise(&b, &quantiser, &mut out);
+            assert_eq!(out.to_block(), [[-3; 8]; 8]);
         }
     }
 }

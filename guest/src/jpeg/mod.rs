@@ -15,7 +15,7 @@ mod fdct;
 mod tables;
 
 use entropy::{BitWriter, ComponentCodes, HuffCodes};
-use fdct::{Block, Quantiser};
+use fdct::{Block, Coefs, Quantiser};
 use tables::{AC_CHROMA, AC_LUMA, DC_CHROMA, DC_LUMA, ZIGZAG};
 
 /// Borrowed 4:2:0 planes: `y` is `width × height`, `cb` and `cr` are
@@ -106,6 +106,8 @@ struct Component<'a> {
     codes: ComponentCodes<'a>,
     /// DC of the previous block of this component (T.81 §F.1.2.1: predictors start at 0).
     previous_dc: i32,
+    /// The quantised block being coded (kept here so no block is zeroed or copied per call).
+    coefs: Coefs,
 }
 
 impl Component<'_> {
@@ -114,29 +116,31 @@ impl Component<'_> {
     fn block(&mut self, w: &mut BitWriter, x0: usize, y0: usize) {
         if x0 >= self.plane.width || y0 >= self.plane.height {
             // Wholly outside: the previous DC and no AC is coded as difference 0 and EOB.
-            let mut b = [[0; 8]; 8];
-            b[0][0] = self.previous_dc;
+            let b = Coefs::dc_only(self.previous_dc);
             self.previous_dc = entropy::encode_block(w, &b, self.previous_dc, &self.codes);
             return;
         }
+        let coefs = &mut self.coefs;
         #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
         if x0 + 8 <= self.plane.width
             && y0 + 8 <= self.plane.height
-            && let Some(b) = fdct::block_simd(
+            && fdct::block_simd(
                 self.plane.samples,
                 y0 * self.plane.width + x0,
                 self.plane.width,
                 self.quantiser,
+                coefs,
             )
+            .is_some()
         {
-            self.previous_dc = entropy::encode_block(w, &b, self.previous_dc, &self.codes);
+            self.previous_dc = entropy::encode_block(w, coefs, self.previous_dc, &self.codes);
             return;
         }
         let mut b = [[0; 8]; 8];
         self.plane.load(x0, y0, &mut b);
         fdct::forward(&mut b);
-        fdct::quantise(&mut b, self.quantiser);
-        self.previous_dc = entropy::encode_block(w, &b, self.previous_dc, &self.codes);
+        fdct::quantise(&b, self.quantiser, coefs);
+        self.previous_dc = entropy::encode_block(w, coefs, self.previous_dc, &self.codes);
     }
 }
 
@@ -191,6 +195,7 @@ pub fn encode_420(planes: Planes<'_>, quality: u8) -> Result<Vec<u8>, JpegError>
             ac: &ac_luma,
         },
         previous_dc: 0,
+        coefs: Coefs::default(),
     };
     let chroma_component = |samples| Component {
         plane: plane(samples, chroma_width, chroma_height),
@@ -200,6 +205,7 @@ pub fn encode_420(planes: Planes<'_>, quality: u8) -> Result<Vec<u8>, JpegError>
             ac: &ac_chroma,
         },
         previous_dc: 0,
+        coefs: Coefs::default(),
     };
     let (mut cb, mut cr) = (chroma_component(planes.cb), chroma_component(planes.cr));
 
