@@ -6,8 +6,9 @@
 
 use crate::config::Config;
 use crate::ingest::flv::{DEFAULT_MAX_TAG_BYTES, FlvReader, Tag};
+use crate::ingest::{Origin, Publish, Sink, StreamSink};
 use crate::runtime::Codec;
-use crate::serve::session::StreamSession;
+use crate::serve::session::{ServeSink, StreamSession};
 use anyhow::Context;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -160,16 +161,23 @@ async fn run_once(opts: &LoadOptions, nats: Option<&str>) -> anyhow::Result<Cost
     let end = started + Duration::from_secs(opts.duration_s);
     let cpu_start = cpu_seconds();
     let mut streams = tokio::task::JoinSet::new();
+    let sink = Arc::new(ServeSink::new(ctx.clone()));
     for i in 0..opts.streams {
         let delay =
             Duration::from_millis(opts.stagger_s * 1000 * i as u64 / opts.streams.max(1) as u64);
-        let (ctx, pushed) = (ctx.clone(), pushed.clone());
+        let (sink, pushed) = (sink.clone(), pushed.clone());
         let fixture = fixtures[i % fixtures.len()].clone();
         streams.spawn(async move {
             let (tags, loop_ms) = (&fixture.tags, fixture.loop_ms);
             let start = started + delay;
             tokio::time::sleep_until(start.into()).await;
-            let mut session = match StreamSession::open(&ctx, "load", &format!("s{i}")).await {
+            let stream = format!("s{i}");
+            let publish = Publish {
+                app: "load",
+                stream: &stream,
+                origin: Origin::Pull,
+            };
+            let mut session = match sink.open(publish).await {
                 Ok(s) => s,
                 Err(e) => {
                     tracing::error!(cause = %e, "load stream refused");
@@ -187,7 +195,7 @@ async fn run_once(opts: &LoadOptions, nats: Option<&str>) -> anyhow::Result<Cost
                         tokio::time::sleep_until(at.into()).await;
                     }
                     let ts = tag.timestamp_ms.wrapping_add(lap.wrapping_mul(loop_ms));
-                    if session.push(tag.tag_type, ts, &tag.body).is_err() {
+                    if session.push_tag(tag.tag_type, ts, &tag.body).is_err() {
                         return (fixture.clone(), at.saturating_duration_since(start));
                     }
                     pushed.fetch_add(1, Ordering::Relaxed);

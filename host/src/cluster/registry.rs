@@ -24,7 +24,7 @@
 
 use super::Cluster;
 use crate::callback::lock;
-use crate::serve::session::Refusal;
+use crate::ingest::Refusal;
 use async_nats::jetstream::kv;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};

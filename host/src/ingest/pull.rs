@@ -4,7 +4,7 @@
 
 use crate::config::PullConfig;
 use crate::ingest::flv::FlvPushParser;
-use crate::serve::session::{ServeCtx, StreamSession};
+use crate::ingest::{Origin, Publish, Sink, StreamSink};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -18,8 +18,8 @@ const HEALTHY_AFTER: Duration = Duration::from_secs(30);
 /// No bytes for this long and the connection is dropped.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Pull `pull` until `shutdown`.
-pub async fn run(ctx: Arc<ServeCtx>, pull: PullConfig, shutdown: CancellationToken) {
+/// Pull `pull` into `sink` until `shutdown`.
+pub async fn run<S: Sink>(sink: Arc<S>, pull: PullConfig, shutdown: CancellationToken) {
     let client = match reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(5))
         .read_timeout(IDLE_TIMEOUT)
@@ -34,7 +34,7 @@ pub async fn run(ctx: Arc<ServeCtx>, pull: PullConfig, shutdown: CancellationTok
     let mut backoff = BACKOFF_START;
     while !shutdown.is_cancelled() {
         let started = Instant::now();
-        match pull_once(&ctx, &client, &pull, &shutdown).await {
+        match pull_once(&*sink, &client, &pull, &shutdown).await {
             Ok(()) => tracing::info!(url = %pull.url.0, "pull source ended"),
             Err(e) => tracing::warn!(url = %pull.url.0, cause = %format!("{e:#}"), "pull failed"),
         }
@@ -49,8 +49,8 @@ pub async fn run(ctx: Arc<ServeCtx>, pull: PullConfig, shutdown: CancellationTok
     }
 }
 
-async fn pull_once(
-    ctx: &Arc<ServeCtx>,
+async fn pull_once<S: Sink>(
+    sink: &S,
     client: &reqwest::Client,
     pull: &PullConfig,
     shutdown: &CancellationToken,
@@ -59,10 +59,16 @@ async fn pull_once(
         _ = shutdown.cancelled() => return Ok(()),
         response = client.get(&pull.url.0).send() => response?.error_for_status()?,
     };
-    let mut session = StreamSession::open(ctx, &pull.app.0, &pull.stream.0)
+    let publish = Publish {
+        app: &pull.app.0,
+        stream: &pull.stream.0,
+        origin: Origin::Pull,
+    };
+    let mut session = sink
+        .open(publish)
         .await
         .map_err(|why| anyhow::anyhow!("session refused: {why}"))?;
-    let mut parser = FlvPushParser::new(ctx.config.limits.max_tag_bytes);
+    let mut parser = FlvPushParser::new(sink.max_tag_bytes());
     loop {
         let chunk = tokio::select! {
             _ = shutdown.cancelled() => {
@@ -76,7 +82,7 @@ async fn pull_once(
             return Ok(());
         };
         for tag in parser.push(&chunk)? {
-            session.push(tag.tag_type, tag.timestamp_ms, &tag.body)?;
+            session.push_tag(tag.tag_type, tag.timestamp_ms, &tag.body)?;
         }
     }
 }

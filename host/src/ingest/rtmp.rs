@@ -4,20 +4,19 @@
 //! session enforces a 2 s handshake timeout and a 2.5 s idle read timeout, so a silent peer
 //! cannot hold a slot.
 
-use crate::serve::session::{Refusal, ServeCtx, StreamSession};
+use crate::ingest::{Origin, Publish, Refusal, Sink, StreamSink};
 use scuffle_rtmp::ServerSession;
 use scuffle_rtmp::session::server::{ServerSessionError, SessionData, SessionHandler};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 /// Accept RTMP connections on `listener` until `shutdown`; each connection runs in its own task,
-/// tracked by `connections` so shutdown can wait for them.
-pub async fn serve(
-    ctx: Arc<ServeCtx>,
+/// tracked by `connections` so shutdown can wait for them. Each publish is opened in `sink`.
+pub async fn serve<S: Sink>(
+    sink: Arc<S>,
     listener: TcpListener,
     shutdown: CancellationToken,
     connections: tokio_util::task::TaskTracker,
@@ -37,7 +36,7 @@ pub async fn serve(
         };
         let _ = socket.set_nodelay(true);
         let handler = Handler {
-            ctx: ctx.clone(),
+            sink: sink.clone(),
             peer,
             sessions: HashMap::new(),
         };
@@ -61,15 +60,15 @@ pub async fn serve(
 }
 
 /// Per-connection state: the streams this peer publishes, by RTMP message stream id.
-struct Handler {
-    ctx: Arc<ServeCtx>,
+struct Handler<S: Sink> {
+    sink: Arc<S>,
     peer: SocketAddr,
-    sessions: HashMap<u32, Publish>,
+    sessions: HashMap<u32, Published<S::Session>>,
 }
 
 /// One published stream: its session and the timestamp repair of its audio and video.
-struct Publish {
-    session: StreamSession,
+struct Published<T> {
+    session: T,
     video: TimestampRepair,
     audio: TimestampRepair,
 }
@@ -117,29 +116,16 @@ fn split_key(s: &str) -> (&str, Option<&str>) {
     }
 }
 
-/// Constant-time comparison of publish keys.
-fn keys_match(given: &str, expected: &str) -> bool {
-    given.len() == expected.len()
-        && given
-            .bytes()
-            .zip(expected.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
-}
-
-impl Handler {
+impl<S: Sink> Handler<S> {
+    /// Log a refusal (the sink counted it) and close the connection.
     fn refuse(&self, app: &str, stream: &str, why: &Refusal) -> ServerSessionError {
-        self.ctx
-            .metrics
-            .publishes_refused
-            .fetch_add(1, Ordering::Relaxed);
         tracing::warn!(peer = %self.peer, %app, %stream, reason = %why, "publish refused");
         // scuffle-rtmp closes the connection on any handler error; the variant is not sent.
         ServerSessionError::PlayNotSupported
     }
 }
 
-impl SessionHandler for Handler {
+impl<S: Sink> SessionHandler for Handler<S> {
     async fn on_publish(
         &mut self,
         stream_id: u32,
@@ -148,19 +134,20 @@ impl SessionHandler for Handler {
     ) -> Result<(), ServerSessionError> {
         let (app, app_key) = split_key(app_name);
         let (stream, stream_key) = split_key(stream_name);
-        let Some(tenant) = self.ctx.config.tenant(app) else {
-            return Err(self.refuse(app, stream, &Refusal::UnknownApp(app.to_owned())));
+        let publish = Publish {
+            app,
+            stream,
+            origin: Origin::Publisher {
+                key: stream_key.or(app_key),
+                peer: self.peer,
+            },
         };
-        let key = stream_key.or(app_key).unwrap_or_default();
-        if !keys_match(key, &tenant.publish_key) {
-            return Err(self.refuse(app, stream, &Refusal::BadKey(app.to_owned())));
-        }
-        match StreamSession::open(&self.ctx, app, stream).await {
+        match self.sink.open(publish).await {
             Ok(session) => {
                 tracing::info!(peer = %self.peer, %app, %stream, "publish accepted");
                 self.sessions.insert(
                     stream_id,
-                    Publish {
+                    Published {
                         session,
                         video: TimestampRepair::default(),
                         audio: TimestampRepair::default(),
@@ -198,13 +185,13 @@ impl SessionHandler for Handler {
             SessionData::Amf0 { timestamp, data } => (18, *timestamp, data),
         };
         let session = &mut publish.session;
-        if body.len() > self.ctx.config.limits.max_tag_bytes {
+        if body.len() > self.sink.max_tag_bytes() {
             tracing::warn!(peer = %self.peer, stream = %session.name(), bytes = body.len(), "tag over max_tag_bytes: stream stopped");
             session.end("tag over max_tag_bytes");
             self.sessions.remove(&stream_id);
             return Err(ServerSessionError::InvalidChunkSize(body.len()));
         }
-        if session.push(tag_type, timestamp, body).is_err() {
+        if session.push_tag(tag_type, timestamp, body).is_err() {
             // The capture instance trapped: end this stream only.
             self.sessions.remove(&stream_id);
             return Err(ServerSessionError::PlayNotSupported);
@@ -239,7 +226,5 @@ mod tests {
         assert_eq!(split_key("cam1?x=1&key=abc&y=2"), ("cam1", Some("abc")));
         assert_eq!(split_key("cam1"), ("cam1", None));
         assert_eq!(split_key("cam1?nokey"), ("cam1", None));
-        assert!(keys_match("abc", "abc"));
-        assert!(!keys_match("abd", "abc") && !keys_match("ab", "abc") && !keys_match("", "abc"));
     }
 }

@@ -14,7 +14,7 @@ use crate::config::Config;
 use crate::runtime::Runtime;
 use crate::storage::{Storage, StorageConfig};
 use anyhow::Context;
-use session::ServeCtx;
+use session::{ServeCtx, ServeSink};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -71,14 +71,15 @@ impl Server {
         let connections = TaskTracker::new();
         tracing::info!(rtmp = %rtmp.local_addr()?, http = %http.local_addr()?, "livesnap serving");
 
+        let sink = Arc::new(ServeSink::new(ctx.clone()));
         let rtmp_task = tokio::spawn(crate::ingest::rtmp::serve(
-            ctx.clone(),
+            sink.clone(),
             rtmp,
             stop.clone(),
             connections.clone(),
         ));
         for pull in ctx.config.pulls.clone() {
-            connections.spawn(crate::ingest::pull::run(ctx.clone(), pull, stop.clone()));
+            connections.spawn(crate::ingest::pull::run(sink.clone(), pull, stop.clone()));
         }
         let http_stop = stop.clone();
         let http_task = tokio::spawn(

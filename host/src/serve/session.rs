@@ -1,11 +1,14 @@
-//! A live stream's session, shared by RTMP and HTTP-FLV ingest: registration (one live session
-//! per app/stream, per-tenant and total caps), a capture instance, and the capture path — render
-//! in the pool, store, report to the guest, queue the callback — run as background tasks so the
-//! ingest loop never waits.
+//! A live stream's session, opened by every ingest through [`ServeSink`] (serve's side of
+//! [`crate::ingest::Sink`]): authorisation, registration (one live session per app/stream,
+//! per-tenant and total caps), a capture instance, and the capture path — render in the pool,
+//! store, report to the guest, queue the callback — run as background tasks so the ingest loop
+//! never waits.
 
 use crate::callback::{Callbacks, Target};
 use crate::config::{Config, TenantConfig};
 use crate::features::{Features, Sheet};
+pub use crate::ingest::Refusal;
+use crate::ingest::{Origin, Publish, Sink, StreamSink};
 use crate::runtime::{
     Action, CaptureInstance, ErrorCode, Failure, KeyMode, Outcome, Picture, Runtime, SessionEnd,
     SessionEvent, SessionInfo, Settings, Shot, Verdict,
@@ -164,27 +167,66 @@ pub struct LatestPicture {
     pub etag: String,
 }
 
-/// Why a publish or pull was refused.
-#[derive(Debug, thiserror::Error)]
-pub enum Refusal {
-    /// No tenant has this app.
-    #[error("unknown app {0:?}")]
-    UnknownApp(String),
-    /// Wrong or missing publish key.
-    #[error("wrong or missing publish key for app {0:?}")]
-    BadKey(String),
-    /// The guest refused the name or settings.
-    #[error("{0}")]
-    Invalid(String),
-    /// The stream is already live.
-    #[error("stream {0} is already live")]
-    AlreadyLive(String),
-    /// A stream cap was reached.
-    #[error("{0}")]
-    TooMany(String),
-    /// The capture instance could not be made.
-    #[error("cannot start a capture instance: {0}")]
-    Runtime(String),
+/// What every ingest opens streams in: serve's side of [`Sink`]. It authorises a publisher
+/// (tenant, publish key), counts refused publishes and opens a [`StreamSession`].
+#[derive(Clone)]
+pub struct ServeSink {
+    ctx: Arc<ServeCtx>,
+}
+
+impl ServeSink {
+    /// The sink of the service `ctx`.
+    pub fn new(ctx: Arc<ServeCtx>) -> ServeSink {
+        ServeSink { ctx }
+    }
+
+    /// A publisher's key must be the tenant's; a pull is trusted.
+    fn authorise(&self, publish: &Publish<'_>) -> Result<(), Refusal> {
+        let app = publish.app;
+        let Some(tenant) = self.ctx.config.tenant(app) else {
+            return Err(Refusal::UnknownApp(app.to_owned()));
+        };
+        let Origin::Publisher { key, .. } = publish.origin else {
+            return Ok(());
+        };
+        if keys_match(key.unwrap_or_default(), &tenant.publish_key) {
+            Ok(())
+        } else {
+            Err(Refusal::BadKey(app.to_owned()))
+        }
+    }
+}
+
+impl Sink for ServeSink {
+    type Session = StreamSession;
+
+    async fn open(&self, publish: Publish<'_>) -> Result<StreamSession, Refusal> {
+        let opened = match self.authorise(&publish) {
+            Ok(()) => StreamSession::open(&self.ctx, publish.app, publish.stream).await,
+            Err(why) => Err(why),
+        };
+        if opened.is_err() && matches!(publish.origin, Origin::Publisher { .. }) {
+            self.ctx
+                .metrics
+                .publishes_refused
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        opened
+    }
+
+    fn max_tag_bytes(&self) -> usize {
+        self.ctx.config.limits.max_tag_bytes
+    }
+}
+
+/// Constant-time comparison of publish keys.
+fn keys_match(given: &str, expected: &str) -> bool {
+    given.len() == expected.len()
+        && given
+            .bytes()
+            .zip(expected.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
 }
 
 /// The latest-picture token of `app/stream` for a tenant with `secret`:
@@ -845,6 +887,20 @@ fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+impl StreamSink for StreamSession {
+    fn push_tag(&mut self, tag_type: u8, timestamp_ms: u32, body: &[u8]) -> anyhow::Result<()> {
+        self.push(tag_type, timestamp_ms, body)
+    }
+
+    fn end(&mut self, reason: &'static str) {
+        StreamSession::end(self, reason);
+    }
+
+    fn name(&self) -> &str {
+        StreamSession::name(self)
+    }
+}
+
 impl Drop for StreamSession {
     fn drop(&mut self) {
         self.spawn_finish();
@@ -1055,6 +1111,12 @@ mod tests {
         assert_eq!(latest.etag, "\"00000007-3\"");
         offer_latest(&mut live, "live/cam", 7, 4, jpeg(b"four"));
         assert_eq!(live["live/cam"].latest.as_ref().unwrap().seq, 4);
+    }
+
+    #[test]
+    fn publish_keys_match_only_when_equal() {
+        assert!(keys_match("abc", "abc"));
+        assert!(!keys_match("abd", "abc") && !keys_match("ab", "abc") && !keys_match("", "abc"));
     }
 
     #[test]
