@@ -18,6 +18,10 @@ run from anywhere: `python3 fuzz/seed.py`). Deterministic: same fixtures, same f
   h264_diff   selector + one no-op mutation for each base picture; the base pictures (the same
               NAL unit lists) are written to fuzz/h264_diff_base/, which the target embeds.
 
+push_frame's seeds need the guest's FlvToFrames: `cd fuzz && cargo run --release --example
+push_frame_seeds` writes them (examples/push_frame_seeds.rs says what they hold); this script
+leaves fuzz/seeds/push_frame/ alone.
+
 Old seeds are removed first. libFuzzer adds what it finds to fuzz/corpus/<target>/ (git-ignored).
 """
 

@@ -7,10 +7,12 @@ use crate::callback::{Callback, CallbackContext};
 use crate::clock::SessionClock;
 use crate::error::{ErrorCode, Failure};
 use crate::flv::{self, ColorConfig, VideoCodec, VideoTag};
+use crate::frame::{Frame, ParamTracker};
 use crate::hevc::{self, HevcConfig};
 use crate::index::{Entry, EventJson, IndexContext, IndexLog, Skip};
 use crate::naming::{KeyMode, Name, SessionNames};
 use crate::storyboard::{Placement, Storyboard, StoryboardSettings};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 /// Longest allowed interval, in seconds.
@@ -276,6 +278,8 @@ pub struct Session {
     last_iframe: Option<Iframe>,
     /// The newest `colorInfo` Metadata packet's colour description.
     color: Option<ColorConfig>,
+    /// Parameter sets of a frame-fed session ([`Session::push_frame`]).
+    frame_params: ParamTracker,
 }
 
 /// The callback body [`Session::complete`] returns for shot `seq` of the session `info` with
@@ -349,6 +353,7 @@ impl Session {
             iframes_seen: 0,
             last_iframe: None,
             color: None,
+            frame_params: ParamTracker::default(),
         })
     }
 
@@ -385,54 +390,7 @@ impl Session {
                 data,
             } => {
                 let pts_ms = i64::from(timestamp_ms) + i64::from(composition_ms);
-                if !self.is_due(clock_ms) {
-                    if self.keep_iframes {
-                        self.keep_if_intra(codec, clock_ms, pts_ms, data);
-                    }
-                    return Ok(Action::None);
-                }
-                if !codec.is_decoded() {
-                    // The FLV frame type is the only keyframe hint for a codec we do not parse
-                    // (DESIGN.md "Which frames"): each due one gets its status-4 callback.
-                    if !keyframe_hint {
-                        return Ok(Action::None);
-                    }
-                    let refusal = Failure::unsupported(format!(
-                        "{} video is not supported: livesnap decodes only h.264 (avc) and h.265 \
-                         (hevc); publish one of those to get screenshots",
-                        codec.name()
-                    ));
-                    return Ok(self.attempt(
-                        clock_ms,
-                        pts_ms,
-                        codec,
-                        Vec::new(),
-                        &[],
-                        Some(refusal),
-                    ));
-                }
-                let Some(config) = self.config.as_mut() else {
-                    return Err(Failure::decode(format!(
-                        "{} video frame before any sequence header",
-                        codec.name()
-                    )));
-                };
-                if config.codec() != codec {
-                    return Err(Failure::decode(format!(
-                        "{} video frame while a {} sequence header is in force",
-                        codec.name(),
-                        config.codec().name()
-                    )));
-                }
-                if !config.is_intra(data)? {
-                    return Ok(Action::None);
-                }
-                let refusal = config.refusal().cloned();
-                let record = config.record().to_vec();
-                if self.keep_iframes && refusal.is_none() {
-                    self.keep(clock_ms, pts_ms, codec, record.clone(), data);
-                }
-                Ok(self.attempt(clock_ms, pts_ms, codec, record, data, refusal))
+                self.video_frame(codec, keyframe_hint, clock_ms, pts_ms, || Ok(data.into()))
             }
             VideoTag::Metadata { color: Some(color) } => {
                 self.color = Some(color);
@@ -442,6 +400,121 @@ impl Session {
                 Ok(Action::None)
             }
         }
+    }
+
+    /// Feed one coded video frame (the container-neutral entry, [`crate::frame`]). The clock,
+    /// the interval rule, the I-frame test and everything after are the ones FLV video tags
+    /// go through: the same frames give the same actions whichever entry fed them.
+    pub fn push_frame(&mut self, frame: &Frame<'_>) -> Result<Action, Failure> {
+        let clock_ms = self.clock.video(frame.dts_ms);
+        self.latest_clock_ms = self.latest_clock_ms.max(clock_ms);
+        if !frame.codec.is_decoded() {
+            return Err(Failure::unsupported(format!(
+                "{} frames are not supported through push-frame",
+                frame.codec.name()
+            )));
+        }
+        match self.frame_params.update(frame) {
+            Ok(Some(record)) => {
+                // As for a new sequence header: a broken configuration leaves none in force.
+                self.config = None;
+                self.config = Some(match frame.codec {
+                    VideoCodec::Hevc => CodecConfig::Hevc(HevcConfig::parse(&record)?),
+                    _ => CodecConfig::Avc(AvcConfig::parse(&record)?),
+                });
+            }
+            Ok(None) => {}
+            Err(failure) => {
+                self.config = None;
+                return Err(failure);
+            }
+        }
+        let access_unit = || crate::frame::access_unit(frame.nal_units).map(Cow::Owned);
+        if frame.damaged {
+            return self.damaged_frame(frame.codec, clock_ms, frame.pts_ms, &access_unit()?);
+        }
+        self.video_frame(frame.codec, false, clock_ms, frame.pts_ms, access_unit)
+    }
+
+    /// A frame the transport lost part of: never kept, never decoded. When the slices that
+    /// arrived make it a due I-frame, the attempt fails (`DecodeFailed`) and the interval
+    /// starts, as for an I-frame that does not decode.
+    fn damaged_frame(
+        &mut self,
+        codec: VideoCodec,
+        clock_ms: u64,
+        pts_ms: i64,
+        access_unit: &[u8],
+    ) -> Result<Action, Failure> {
+        if !self.is_due(clock_ms) {
+            return Ok(Action::None);
+        }
+        let Some(config) = self.config.as_mut().filter(|c| c.codec() == codec) else {
+            return Ok(Action::None);
+        };
+        // Classified without taking its in-band parameter sets: they may be cut.
+        if !config.peek_intra(access_unit).unwrap_or(false) {
+            return Ok(Action::None);
+        }
+        let failure = Failure::decode(
+            "the i-frame is incomplete: the transport lost part of it (rtp packets missing)",
+        );
+        Ok(self.attempt(clock_ms, pts_ms, codec, Vec::new(), &[], Some(failure)))
+    }
+
+    /// A video frame at `clock_ms`, whichever entry brought it. `data` gives the access unit
+    /// (AVCC framed); it is only asked for when the frame is due or kept.
+    fn video_frame<'d>(
+        &mut self,
+        codec: VideoCodec,
+        keyframe_hint: bool,
+        clock_ms: u64,
+        pts_ms: i64,
+        data: impl FnOnce() -> Result<Cow<'d, [u8]>, Failure>,
+    ) -> Result<Action, Failure> {
+        if !self.is_due(clock_ms) {
+            if self.keep_iframes {
+                let data = data()?;
+                self.keep_if_intra(codec, clock_ms, pts_ms, &data);
+            }
+            return Ok(Action::None);
+        }
+        if !codec.is_decoded() {
+            // The FLV frame type is the only keyframe hint for a codec we do not parse
+            // (DESIGN.md "Which frames"): each due one gets its status-4 callback.
+            if !keyframe_hint {
+                return Ok(Action::None);
+            }
+            let refusal = Failure::unsupported(format!(
+                "{} video is not supported: livesnap decodes only h.264 (avc) and h.265 \
+                 (hevc); publish one of those to get screenshots",
+                codec.name()
+            ));
+            return Ok(self.attempt(clock_ms, pts_ms, codec, Vec::new(), &[], Some(refusal)));
+        }
+        let Some(config) = self.config.as_mut() else {
+            return Err(Failure::decode(format!(
+                "{} video frame before any sequence header",
+                codec.name()
+            )));
+        };
+        if config.codec() != codec {
+            return Err(Failure::decode(format!(
+                "{} video frame while a {} sequence header is in force",
+                codec.name(),
+                config.codec().name()
+            )));
+        }
+        let data = data()?;
+        if !config.is_intra(&data)? {
+            return Ok(Action::None);
+        }
+        let refusal = config.refusal().cloned();
+        let record = config.record().to_vec();
+        if self.keep_iframes && refusal.is_none() {
+            self.keep(clock_ms, pts_ms, codec, record.clone(), &data);
+        }
+        Ok(self.attempt(clock_ms, pts_ms, codec, record, &data, refusal))
     }
 
     /// Report what became of shot `seq`; returns its callback body.

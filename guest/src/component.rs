@@ -7,6 +7,7 @@ use crate::capture::{
 };
 use crate::error::{ErrorCode, Failure};
 use crate::flv::{ColorConfig, VideoCodec};
+use crate::frame::Frame;
 use crate::naming::KeyMode;
 use crate::render::{self, Matrix};
 use crate::render_hevc;
@@ -160,23 +161,22 @@ impl wit_capture::GuestSession for SessionResource {
             .0
             .borrow_mut()
             .push_tag(tag_type, timestamp_ms, &body)?;
-        Ok(match action {
-            Action::None => wit_capture::Action::None,
-            Action::Refused(body) => wit_capture::Action::Refused(body),
-            Action::Capture(shot) => wit_capture::Action::Capture(wit_capture::Shot {
-                seq: shot.seq,
-                key: shot.key,
-                unix_timestamp: shot.unix_timestamp,
-                clock_ms: shot.clock_ms,
-                pts_ms: shot.pts_ms,
-                codec: wit_codec(shot.codec),
-                config: shot.config,
-                access_unit: shot.access_unit,
-                shortside_px: shot.shortside_px,
-                jpeg_quality: shot.jpeg_quality,
-                color: shot.color.map(wit_color),
-            }),
-        })
+        Ok(wit_action(action))
+    }
+
+    fn push_frame(
+        &self,
+        frame: wit_capture::CodedFrame,
+    ) -> Result<wit_capture::Action, wit_types::Failure> {
+        let action = self.0.borrow_mut().push_frame(&Frame {
+            codec: guest_codec(frame.codec),
+            dts_ms: frame.dts_ms,
+            pts_ms: frame.pts_ms,
+            parameter_sets: &frame.parameter_sets,
+            nal_units: &frame.nal_units,
+            damaged: frame.damaged,
+        })?;
+        Ok(wit_action(action))
     }
 
     fn complete(
@@ -264,6 +264,26 @@ impl wit_capture::GuestSession for SessionResource {
             access_unit: frame.access_unit.clone(),
             color: frame.color.map(wit_color),
         })
+    }
+}
+
+fn wit_action(action: Action) -> wit_capture::Action {
+    match action {
+        Action::None => wit_capture::Action::None,
+        Action::Refused(body) => wit_capture::Action::Refused(body),
+        Action::Capture(shot) => wit_capture::Action::Capture(wit_capture::Shot {
+            seq: shot.seq,
+            key: shot.key,
+            unix_timestamp: shot.unix_timestamp,
+            clock_ms: shot.clock_ms,
+            pts_ms: shot.pts_ms,
+            codec: wit_codec(shot.codec),
+            config: shot.config,
+            access_unit: shot.access_unit,
+            shortside_px: shot.shortside_px,
+            jpeg_quality: shot.jpeg_quality,
+            color: shot.color.map(wit_color),
+        }),
     }
 }
 

@@ -18,6 +18,7 @@ pub mod demux;
 pub mod encode;
 pub mod error;
 pub mod flv;
+pub mod frame;
 pub mod hevc;
 pub mod index;
 pub mod jpeg;

@@ -28,7 +28,7 @@ mod bindings {
 }
 
 pub use bindings::exports::livesnap::snap::capture::{
-    Action, Iframe, KeyMode, Outcome, Placement, SessionEnd, SessionEvent, SessionInfo,
+    Action, CodedFrame, Iframe, KeyMode, Outcome, Placement, SessionEnd, SessionEvent, SessionInfo,
     SessionOptions, Settings, Shot, SkipReason, StoryboardSettings, Verdict,
 };
 pub use bindings::exports::livesnap::snap::render::{
@@ -394,6 +394,16 @@ impl CaptureInstance {
             .session()
             .call_push_tag(&mut self.store, self.session, tag_type, timestamp_ms, body)
             .map_err(|e| trap_error(&self.store, e, "capture"))
+    }
+
+    /// Feed one coded video frame (the container-neutral entry). The outer error is a trap, as
+    /// for [`CaptureInstance::push_tag`].
+    pub fn push_frame(&mut self, frame: &CodedFrame) -> anyhow::Result<Result<Action, Failure>> {
+        self.call(|s, store, session| {
+            s.livesnap_snap_capture()
+                .session()
+                .call_push_frame(store, session, frame)
+        })
     }
 
     /// Report a shot's outcome; returns its callback body.

@@ -28,7 +28,7 @@ fn the_component_imports_nothing_but_its_own_types() {
         imports.iter().all(|name| !name.starts_with("wasi:")),
         "the component imports WASI: {imports:?}"
     );
-    assert_eq!(imports, ["livesnap:snap/types@0.5.0"], "imports");
+    assert_eq!(imports, ["livesnap:snap/types@0.6.0"], "imports");
     // That one import is types only: no function the host would have to provide.
     for (name, item) in ty.imports(&engine) {
         let ComponentItem::ComponentInstance(instance) = item.ty else {
@@ -42,7 +42,7 @@ fn the_component_imports_nothing_but_its_own_types() {
         assert!(funcs.is_empty(), "{name} imports functions {funcs:?}");
     }
     let exports = names(ty.exports(&engine));
-    for wanted in ["livesnap:snap/capture@0.5.0", "livesnap:snap/render@0.5.0"] {
+    for wanted in ["livesnap:snap/capture@0.6.0", "livesnap:snap/render@0.6.0"] {
         assert!(
             exports.iter().any(|e| e == wanted),
             "{wanted} not in {exports:?}"

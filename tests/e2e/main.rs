@@ -9,6 +9,7 @@
 mod callback_body;
 mod embedding;
 mod features;
+mod frames;
 mod hostile;
 mod last_iframe;
 mod limits;
