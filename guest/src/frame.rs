@@ -451,7 +451,7 @@ mod tests {
     #[test]
     fn avc_record_round_trips_through_the_capture_parser() {
         let (sps, pps) = avc_sets();
-        let record = avc_record(&[sps.clone()], &[pps]);
+        let record = avc_record(std::slice::from_ref(&sps), &[pps]);
         let config = AvcConfig::parse(&record).expect("a record capture accepts");
         assert!(config.refusal().is_none());
         assert_eq!(&record[1..4], &sps[1..4]);
@@ -491,7 +491,11 @@ mod tests {
         let sets = parse_config_record(original).unwrap().nals;
         let [vps, sps, pps] = [0, 1, 2].map(|i| sets[i].to_vec());
         assert_eq!(nal_kinds(&[&vps, &sps, &pps]), [32, 33, 34]);
-        let record = hevc_record(&[vps.clone()], &[sps.clone()], &[pps.clone()]);
+        let record = hevc_record(
+            std::slice::from_ref(&vps),
+            std::slice::from_ref(&sps),
+            std::slice::from_ref(&pps),
+        );
         let parsed = parse_config_record(&record).unwrap();
         assert_eq!(parsed.profile_idc, original[1] & 0x1f);
         assert_eq!(&record[1..13], &original[1..13], "profile, tier and level");

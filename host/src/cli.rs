@@ -42,11 +42,18 @@ struct ComponentArgs {
 
 #[derive(Debug, Args)]
 struct ProbeArgs {
-    /// Recorded FLV file.
-    file: PathBuf,
+    /// A recorded FLV file, an http(s):// FLV stream or an rtsp:// camera
+    /// (`rtsp://[user:password@]host[:port]/path`).
+    file: String,
     /// Also write each decoded picture as raw planar YUV into DIR (yuv420p, or yuv420p10le).
     #[arg(long, value_name = "DIR")]
     yuv: Option<PathBuf>,
+    /// How long to watch a network source, seconds.
+    #[arg(long, value_name = "S", default_value_t = 10.0)]
+    duration: f64,
+    /// How an RTSP camera sends RTP: tcp (interleaved) or udp.
+    #[arg(long, value_name = "tcp|udp", default_value = "tcp", value_parser = ["tcp", "udp"])]
+    transport: String,
 }
 
 #[derive(Debug, Args)]
@@ -231,7 +238,16 @@ pub fn run(cli: Cli) -> ExitCode {
             }
         },
         Command::Probe(args) => {
-            match crate::probe::probe(&args.file, args.yuv.as_deref(), &mut std::io::stdout()) {
+            let options = crate::probe::ProbeOptions {
+                yuv_dir: args.yuv.clone(),
+                duration: std::time::Duration::try_from_secs_f64(args.duration).ok(),
+                transport: if args.transport == "udp" {
+                    crate::config::RtpTransport::Udp
+                } else {
+                    crate::config::RtpTransport::Tcp
+                },
+            };
+            match crate::probe::probe(&args.file, &options, &mut std::io::stdout()) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("livesnap: error: {e:#}");

@@ -250,16 +250,175 @@ impl<'de, const LO: u32, const HI: u32> Deserialize<'de> for Ranged<LO, HI> {
     }
 }
 
-/// One `[[pull]]`: an HTTP-FLV source.
+/// One `[[pull]]`: an HTTP-FLV source or an RTSP camera.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PullConfig {
-    /// `http://` URL of the FLV stream.
-    pub url: HttpUrl,
+    /// `http(s)://` URL of an FLV stream, or `rtsp://[user:password@]host[:port]/path`.
+    pub url: SourceUrl,
     /// The tenant's app.
     pub app: Name,
     /// Stream name.
     pub stream: Name,
+    /// RTSP only: how RTP arrives, `tcp` (interleaved on the RTSP connection, the default) or
+    /// `udp`.
+    #[serde(default)]
+    pub transport: Option<RtpTransport>,
+}
+
+/// How an RTSP camera sends RTP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum RtpTransport {
+    /// Interleaved on the RTSP TCP connection.
+    #[default]
+    Tcp,
+    /// RTP and RTCP over UDP.
+    Udp,
+}
+
+/// The protocol of a pull source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceKind {
+    /// HTTP-FLV.
+    HttpFlv,
+    /// RTSP.
+    Rtsp,
+}
+
+/// A pull source URL. It may carry credentials (`user:password@`): everything that shows it —
+/// `Display`, `Debug`, logs, errors, metrics, pages — shows [`SourceUrl::redacted`], never the
+/// password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SourceUrl {
+    url: reqwest::Url,
+}
+
+impl SourceUrl {
+    /// Parse `s`: `http://`, `https://` or `rtsp://` with a host. Errors never repeat the
+    /// password.
+    pub fn parse(s: &str) -> Result<SourceUrl, String> {
+        let shown = redact(s);
+        let url = reqwest::Url::parse(s).map_err(|e| format!("{shown:?} is not a URL: {e}"))?;
+        match url.scheme() {
+            "http" | "https" | "rtsp" => {}
+            "rtsps" => {
+                return Err(format!(
+                    "{shown:?}: rtsps:// (RTSP over TLS) is not supported: the RTSP client \
+                     (retina 0.4) has no TLS; use rtsp:// on a trusted network"
+                ));
+            }
+            other => {
+                return Err(format!(
+                    "{shown:?} is not an http://, https:// or rtsp:// URL (scheme {other:?})"
+                ));
+            }
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err(format!("{shown:?} has no host"));
+        }
+        Ok(SourceUrl { url })
+    }
+
+    /// HTTP-FLV or RTSP.
+    pub fn kind(&self) -> SourceKind {
+        match self.url.scheme() {
+            "rtsp" => SourceKind::Rtsp,
+            _ => SourceKind::HttpFlv,
+        }
+    }
+
+    /// The URL with its credentials, for connecting only.
+    pub fn secret(&self) -> &reqwest::Url {
+        &self.url
+    }
+
+    /// The URL without credentials: `scheme://host[:port]/path?query`.
+    pub fn without_credentials(&self) -> reqwest::Url {
+        let mut url = self.url.clone();
+        let _ = url.set_username("");
+        let _ = url.set_password(None);
+        url
+    }
+
+    /// The user name and password, if the URL has them (percent-decoded).
+    pub fn credentials(&self) -> Option<(String, String)> {
+        let decode = |s: &str| percent_decode(s);
+        (!self.url.username().is_empty() || self.url.password().is_some()).then(|| {
+            (
+                decode(self.url.username()),
+                decode(self.url.password().unwrap_or_default()),
+            )
+        })
+    }
+
+    /// The URL as it may be shown: a user name and password become `***@`.
+    pub fn redacted(&self) -> String {
+        redact(self.url.as_str())
+    }
+}
+
+/// Percent-decoding of URL userinfo (RFC 3986 §2.1); invalid escapes stay as they are.
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| char::from(b).to_digit(16);
+        match (
+            bytes[i],
+            bytes.get(i + 1).copied().and_then(hex),
+            bytes.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(hi), Some(lo)) => {
+                out.push((hi * 16 + lo) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `s` with the userinfo of its authority (anything before the last `@` of the authority)
+/// replaced by `***`; works on strings that do not parse as URLs too.
+pub fn redact(s: &str) -> String {
+    let (scheme, rest) = match s.split_once("://") {
+        Some((scheme, rest)) => (Some(scheme), rest),
+        None => (None, s),
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let authority = match authority.rfind('@') {
+        Some(at) => format!("***@{}", &authority[at + 1..]),
+        None => authority.to_owned(),
+    };
+    match scheme {
+        Some(scheme) => format!("{scheme}://{authority}{tail}"),
+        None => format!("{authority}{tail}"),
+    }
+}
+
+impl std::fmt::Display for SourceUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+impl std::fmt::Debug for SourceUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SourceUrl({:?})", self.redacted())
+    }
+}
+
+impl<'de> Deserialize<'de> for SourceUrl {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        SourceUrl::parse(&s).map_err(serde::de::Error::custom)
+    }
 }
 
 /// An app, stream or bucket name: `[A-Za-z0-9_.-]{1,128}`, not `.` or `..`.
@@ -440,11 +599,13 @@ impl Config {
             }
         }
         for (i, p) in self.pulls.iter().enumerate() {
+            // Lines are found by the redacted URL's host and path, never by the password.
+            let shown = p.url.redacted();
+            let needle = p.url.without_credentials();
+            let line = at(needle.host_str().unwrap_or_default());
             if !self.tenants.iter().any(|t| t.app == p.app) {
                 bail!(
-                    "invalid config {} (key `app`): pull {:?} names app {:?}, which no [[tenant]] has",
-                    at(&p.url.0),
-                    p.url.0,
+                    "invalid config {line} (key `app`): pull {shown:?} names app {:?}, which no [[tenant]] has",
                     p.app.0
                 );
             }
@@ -453,10 +614,15 @@ impl Config {
                 .any(|o| o.app == p.app && o.stream == p.stream)
             {
                 bail!(
-                    "invalid config {} (key `stream`): two pulls feed {}/{}",
-                    at(&p.url.0),
+                    "invalid config {line} (key `stream`): two pulls feed {}/{}",
                     p.app.0,
                     p.stream.0
+                );
+            }
+            if p.transport.is_some() && p.url.kind() != SourceKind::Rtsp {
+                bail!(
+                    "invalid config {line} (key `transport`): pull {shown:?} is not rtsp://; \
+                     `transport` is for RTSP cameras only"
                 );
             }
         }
@@ -556,6 +722,69 @@ stream = "cam1"
         assert_eq!(c.tenants[0].quality, Some(Quality(8)));
         assert_eq!(c.pulls[0].stream, Name("cam1".into()));
         assert!(c.tenant("live").is_some() && c.tenant("other").is_none());
+    }
+
+    #[test]
+    fn rtsp_pulls_parse_and_never_show_their_password() {
+        let text = GOOD.replace(
+            "url = \"http://127.0.0.1:8081/live/cam1.flv\"",
+            "url = \"rtsp://admin:p%40ss-word@127.0.0.1:8554/cam\"\ntransport = \"udp\"",
+        );
+        let c = Config::parse(&text, "livesnap.toml").unwrap();
+        let url = &c.pulls[0].url;
+        assert_eq!(url.kind(), SourceKind::Rtsp);
+        assert_eq!(c.pulls[0].transport, Some(RtpTransport::Udp));
+        assert_eq!(
+            url.credentials(),
+            Some(("admin".into(), "p@ss-word".into()))
+        );
+        for shown in [
+            url.to_string(),
+            format!("{url:?}"),
+            format!("{:?}", c.pulls[0]),
+        ] {
+            assert!(
+                !shown.contains("p%40ss") && !shown.contains("admin"),
+                "{shown}"
+            );
+            assert!(shown.contains("rtsp://***@127.0.0.1:8554/cam"), "{shown}");
+        }
+        assert_eq!(
+            url.without_credentials().as_str(),
+            "rtsp://127.0.0.1:8554/cam"
+        );
+        // Errors about the pull show the redacted URL.
+        let orphan = text.replace("app = \"live\"\nstream", "app = \"other\"\nstream");
+        let err = format!("{:#}", Config::parse(&orphan, "x.toml").unwrap_err());
+        assert!(err.contains("***@") && !err.contains("ss-word"), "{err}");
+        // A bad URL is refused without echoing its password.
+        for bad in [
+            "rtsps://u:secretpw@h/x",
+            "ftp://u:secretpw@h/x",
+            "rtsp://u:secretpw@/x",
+        ] {
+            let text = GOOD.replace("http://127.0.0.1:8081/live/cam1.flv", bad);
+            let err = format!("{:#}", Config::parse(&text, "x.toml").unwrap_err());
+            assert!(
+                !err.contains("secretpw") && err.contains("key `url`"),
+                "{err}"
+            );
+        }
+        // `transport` is for RTSP only.
+        let text = GOOD.replace(
+            "stream = \"cam1\"",
+            "stream = \"cam1\"\ntransport = \"tcp\"",
+        );
+        let err = format!("{:#}", Config::parse(&text, "x.toml").unwrap_err());
+        assert!(err.contains("key `transport`"), "{err}");
+    }
+
+    #[test]
+    fn redact_hides_any_userinfo() {
+        assert_eq!(redact("rtsp://a:b@h:1/p?q=1"), "rtsp://***@h:1/p?q=1");
+        assert_eq!(redact("rtsp://a@b@h/p@x"), "rtsp://***@h/p@x");
+        assert_eq!(redact("http://h/p"), "http://h/p");
+        assert_eq!(redact("u:p@h"), "***@h");
     }
 
     #[test]

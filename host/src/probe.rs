@@ -1,12 +1,16 @@
-//! `livesnap probe FILE.flv`: what the capture rule sees in a file, one line per I-frame it
-//! would capture at interval 1 s — session clock, pts, codec and profile, size and bit depth,
+//! `livesnap probe FILE.flv | http://….flv | rtsp://…`: what the capture rule sees in a file, an
+//! HTTP-FLV stream or a camera (for `--duration`), one line per I-frame it would capture at
+//! interval 1 s — session clock, pts, codec and profile, size and bit depth,
 //! slice count, decode time and the MD5 of each decoded plane (the same layout as ffmpeg's raw
 //! video, so lines compare with `ffmpeg -f framemd5`/`fixtures/ref`). `--yuv DIR` also writes
 //! each picture as raw planar YUV (yuv420p, or yuv420p10le for 10-bit).
 
-use crate::ingest::flv::{DEFAULT_MAX_TAG_BYTES, FlvReader};
+use crate::config::{RtpTransport, SourceKind, SourceUrl};
+use crate::ingest::flv::{DEFAULT_MAX_TAG_BYTES, FlvPushParser, FlvReader};
+use crate::ingest::rtsp::Camera;
 use crate::runtime::{
-    Action, Codec, Frame, KeyMode, Matrix, Outcome, Runtime, SessionInfo, Settings, Transfer,
+    Action, CaptureInstance, Codec, CodedFrame, Failure, Frame, KeyMode, Matrix, Outcome,
+    RenderInstance, Runtime, SessionInfo, Settings, Transfer,
 };
 use anyhow::Context;
 use md5::{Digest, Md5};
@@ -102,58 +106,163 @@ fn plane_md5(bytes: &[u8]) -> String {
     hex::encode(Md5::digest(bytes))
 }
 
-/// Probe `input`, writing one line per due I-frame to `out`.
-pub fn probe(input: &Path, yuv_dir: Option<&Path>, out: &mut dyn Write) -> anyhow::Result<()> {
-    let file =
-        std::fs::File::open(input).with_context(|| format!("cannot open {}", input.display()))?;
-    let mut reader = FlvReader::new(std::io::BufReader::new(file), DEFAULT_MAX_TAG_BYTES)
-        .with_context(|| format!("{}: is it an FLV file?", input.display()))?;
+/// What to probe and how.
+#[derive(Debug, Clone, Default)]
+pub struct ProbeOptions {
+    /// Also write each decoded picture as raw planar YUV here.
+    pub yuv_dir: Option<std::path::PathBuf>,
+    /// For a network source: how long to watch it (default [`DEFAULT_NETWORK_DURATION`]).
+    pub duration: Option<std::time::Duration>,
+    /// For an RTSP source: how RTP arrives.
+    pub transport: RtpTransport,
+}
+
+/// How long a network source is watched when `--duration` is not given.
+pub const DEFAULT_NETWORK_DURATION: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Probe `input` — a recorded FLV file, an `http(s)://` FLV stream or an `rtsp://` camera —
+/// writing one line per due I-frame to `out` (a network source for `options.duration`).
+pub fn probe(input: &str, options: &ProbeOptions, out: &mut dyn Write) -> anyhow::Result<()> {
+    let is_url = ["rtsp://", "rtsps://", "http://", "https://"]
+        .iter()
+        .any(|p| input.starts_with(p));
     let runtime = Runtime::new(Default::default())?;
-    let info = SessionInfo {
-        app: "live".into(),
-        stream: "probe".into(),
-        push_start_ms: 0,
-        session_id: 0,
-    };
-    let settings = Settings {
-        interval_s: 1,
-        mode: KeyMode::Sequence,
-        shortside_px: None,
-        quality: None,
-        bucket: "probe".into(),
-        uniqname: "probe".into(),
-        alterurl: None,
-    };
-    let mut capture = runtime
-        .capture(&info, &settings)?
-        .map_err(|f| anyhow::anyhow!("{}", f.text()))?;
-    let mut renderer = runtime.renderer()?;
-    if let Some(dir) = yuv_dir {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut prober = Prober::new(&runtime, options.yuv_dir.as_deref(), out)?;
+    if !is_url {
+        let path = Path::new(input);
+        let file =
+            std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+        let mut reader = FlvReader::new(std::io::BufReader::new(file), DEFAULT_MAX_TAG_BYTES)
+            .with_context(|| format!("{}: is it an FLV file?", path.display()))?;
+        while let Some(tag) = reader.next_tag().context("reading the file")? {
+            prober.tag(tag.tag_type, tag.timestamp_ms, &tag.body)?;
+        }
+        return Ok(());
     }
-    writeln!(
-        out,
-        "clock_ms\tpts_ms\tcodec\tsize\tbit_depth\tcolour\tslices\tdecode_ms\tmd5_y\tmd5_u\tmd5_v"
-    )?;
-    while let Some(tag) = reader.next_tag().context("reading the file")? {
-        let shot = match capture.push_tag(tag.tag_type, tag.timestamp_ms, &tag.body)? {
+    let url = SourceUrl::parse(input).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let duration = options.duration.unwrap_or(DEFAULT_NETWORK_DURATION);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let deadline = tokio::time::Instant::now() + duration;
+        match url.kind() {
+            SourceKind::Rtsp => {
+                let mut camera =
+                    Camera::connect(&url, options.transport, DEFAULT_MAX_TAG_BYTES).await?;
+                eprintln!("livesnap: {url}: {}", camera.description);
+                while let Ok(frame) = tokio::time::timeout_at(deadline, camera.next_frame()).await {
+                    let Some(frame) = frame? else { break };
+                    prober.frame(&frame)?;
+                }
+            }
+            SourceKind::HttpFlv => {
+                let client = reqwest::Client::builder()
+                    .connect_timeout(std::time::Duration::from_secs(5))
+                    .build()?;
+                let mut response = client
+                    .get(url.secret().clone())
+                    .send()
+                    .await
+                    .and_then(reqwest::Response::error_for_status)
+                    .map_err(|e| anyhow::anyhow!("GET {url}: {}", e.without_url()))?;
+                let mut parser = FlvPushParser::new(DEFAULT_MAX_TAG_BYTES);
+                while let Ok(chunk) = tokio::time::timeout_at(deadline, response.chunk()).await {
+                    let Some(chunk) =
+                        chunk.map_err(|e| anyhow::anyhow!("{url}: {}", e.without_url()))?
+                    else {
+                        break;
+                    };
+                    for tag in parser.push(&chunk)? {
+                        prober.tag(tag.tag_type, tag.timestamp_ms, &tag.body)?;
+                    }
+                }
+            }
+        }
+        anyhow::Ok(())
+    })
+}
+
+/// A probing session: pushes tags or frames, decodes each due I-frame, writes its line.
+struct Prober<'a> {
+    runtime: &'a Runtime,
+    capture: CaptureInstance,
+    renderer: RenderInstance,
+    yuv_dir: Option<&'a Path>,
+    out: &'a mut dyn Write,
+}
+
+impl<'a> Prober<'a> {
+    fn new(
+        runtime: &'a Runtime,
+        yuv_dir: Option<&'a Path>,
+        out: &'a mut dyn Write,
+    ) -> anyhow::Result<Self> {
+        let info = SessionInfo {
+            app: "live".into(),
+            stream: "probe".into(),
+            push_start_ms: 0,
+            session_id: 0,
+        };
+        let settings = Settings {
+            interval_s: 1,
+            mode: KeyMode::Sequence,
+            shortside_px: None,
+            quality: None,
+            bucket: "probe".into(),
+            uniqname: "probe".into(),
+            alterurl: None,
+        };
+        let capture = runtime
+            .capture(&info, &settings)?
+            .map_err(|f| anyhow::anyhow!("{}", f.text()))?;
+        let renderer = runtime.renderer()?;
+        if let Some(dir) = yuv_dir {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        writeln!(
+            out,
+            "clock_ms\tpts_ms\tcodec\tsize\tbit_depth\tcolour\tslices\tdecode_ms\tmd5_y\tmd5_u\tmd5_v"
+        )?;
+        Ok(Prober {
+            runtime,
+            capture,
+            renderer,
+            yuv_dir,
+            out,
+        })
+    }
+
+    fn tag(&mut self, tag_type: u8, timestamp_ms: u32, body: &[u8]) -> anyhow::Result<()> {
+        let action = self.capture.push_tag(tag_type, timestamp_ms, body)?;
+        self.action(action, i64::from(timestamp_ms))
+    }
+
+    fn frame(&mut self, frame: &CodedFrame) -> anyhow::Result<()> {
+        let action = self.capture.push_frame(frame)?;
+        self.action(action, frame.pts_ms)
+    }
+
+    fn action(&mut self, action: Result<Action, Failure>, at_ms: i64) -> anyhow::Result<()> {
+        let (runtime, out) = (self.runtime, &mut *self.out);
+        let shot = match action {
             Ok(Action::Capture(shot)) => shot,
             Ok(Action::Refused(body)) => {
                 writeln!(
                     out,
-                    "refused at {} ms: {}",
-                    tag.timestamp_ms,
+                    "refused at {at_ms} ms: {}",
                     crate::warn_once::errmsg_of(&body)
                 )?;
-                continue;
+                return Ok(());
             }
-            Ok(Action::None) | Err(_) => continue,
+            Ok(Action::None) | Err(_) => return Ok(()),
         };
         let (codec, length_size) = describe(shot.codec, &shot.config);
         let slices = slice_count(shot.codec, &shot.access_unit, length_size);
         let started = Instant::now();
-        let decoded = renderer.decode(
-            &runtime,
+        let decoded = self.renderer.decode(
+            runtime,
             shot.codec,
             &shot.config,
             &shot.access_unit,
@@ -175,7 +284,7 @@ pub fn probe(input: &Path, yuv_dir: Option<&Path>, out: &mut dyn Write) -> anyho
                     plane_md5(&f.u),
                     plane_md5(&f.v)
                 )?;
-                if let Some(dir) = yuv_dir {
+                if let Some(dir) = self.yuv_dir {
                     let ext = if f.bit_depth > 8 {
                         "yuv420p10le"
                     } else {
@@ -203,7 +312,7 @@ pub fn probe(input: &Path, yuv_dir: Option<&Path>, out: &mut dyn Write) -> anyho
                 Outcome::Failed(failure)
             }
         };
-        let _ = capture.complete(shot.seq, &outcome)?;
+        let _ = self.capture.complete(shot.seq, &outcome)?;
+        Ok(())
     }
-    Ok(())
 }

@@ -109,9 +109,12 @@ fn is_parameter_set(codec: Codec, nal: &[u8]) -> bool {
     }
 }
 
+/// Rendered JPEGs (or failures) by (configuration record, access unit).
+type JpegCache = HashMap<(Vec<u8>, Vec<u8>), Result<Vec<u8>, String>>;
+
 /// JPEG bytes (or the failure) of a shot, rendered once per distinct configuration and frame.
 fn jpeg(
-    cache: &mut HashMap<(Vec<u8>, Vec<u8>), Result<Vec<u8>, String>>,
+    cache: &mut JpegCache,
     shot: &Shot,
 ) -> Result<Vec<u8>, String> {
     cache

@@ -1,4 +1,5 @@
-//! Where tags come from. Replay reads recorded FLV files; the live service adds RTMP and HTTP-FLV.
+//! Where tags and frames come from. Replay reads recorded FLV files; the live service adds RTMP,
+//! HTTP-FLV and RTSP cameras.
 //!
 //! Every live protocol module (`rtmp`, `pull`) feeds one small interface, [`Sink`], and knows
 //! nothing of what is behind it: `serve` implements it (authorisation, the live registry, the
@@ -8,6 +9,8 @@
 pub mod flv;
 pub mod pull;
 pub mod rtmp;
+pub mod rtp;
+pub mod rtsp;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -58,6 +61,10 @@ pub trait Sink: Send + Sync + 'static {
 pub trait StreamSink: Send + 'static {
     /// Feed one FLV tag. An error means the stream is over (its capture instance failed).
     fn push_tag(&mut self, tag_type: u8, timestamp_ms: u32, body: &[u8]) -> anyhow::Result<()>;
+
+    /// Feed one coded video frame (RTP-based ingests: the component's container-neutral
+    /// entry). An error means the stream is over, as for [`StreamSink::push_tag`].
+    fn push_frame(&mut self, frame: &crate::runtime::CodedFrame) -> anyhow::Result<()>;
 
     /// Say why the session ends; the end itself is the drop.
     fn end(&mut self, reason: &'static str);

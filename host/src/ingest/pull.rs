@@ -27,16 +27,52 @@ pub async fn run<S: Sink>(sink: Arc<S>, pull: PullConfig, shutdown: Cancellation
     {
         Ok(c) => c,
         Err(e) => {
-            tracing::error!(url = %pull.url.0, cause = %e, "cannot build an HTTP client: pull disabled");
+            tracing::error!(url = %pull.url, cause = %e, "cannot build an HTTP client: pull disabled");
             return;
         }
     };
+    reconnecting(&pull.url, "pull", &shutdown, || {
+        pull_once(&*sink, &client, &pull, &shutdown)
+    })
+    .await;
+}
+
+/// Run `attempt` until `shutdown`: after it ends (the source ended, or failed) wait and run it
+/// again, with exponential backoff (0.5 s doubling to 30 s; reset after an attempt that lasted
+/// 30 s). A failure's cause is logged at `warn` the first time it occurs in a row; while the
+/// same cause repeats it is logged at `debug` with the number of repeats, so a camera with a
+/// wrong password logs one line, not one every 30 s.
+pub async fn reconnecting<F, Fut>(
+    url: &crate::config::SourceUrl,
+    what: &str,
+    shutdown: &CancellationToken,
+    mut attempt: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
     let mut backoff = BACKOFF_START;
+    let mut last_cause: Option<(String, u64)> = None;
     while !shutdown.is_cancelled() {
         let started = Instant::now();
-        match pull_once(&*sink, &client, &pull, &shutdown).await {
-            Ok(()) => tracing::info!(url = %pull.url.0, "pull source ended"),
-            Err(e) => tracing::warn!(url = %pull.url.0, cause = %format!("{e:#}"), "pull failed"),
+        match attempt().await {
+            Ok(()) => {
+                tracing::info!(%url, "{what} source ended");
+                last_cause = None;
+            }
+            Err(e) => {
+                let cause = format!("{e:#}");
+                match &mut last_cause {
+                    Some((last, repeats)) if *last == cause => {
+                        *repeats += 1;
+                        tracing::debug!(%url, %cause, repeats = *repeats, "{what} failed again");
+                    }
+                    _ => {
+                        tracing::warn!(%url, %cause, "{what} failed (while this cause repeats it is logged at debug)");
+                        last_cause = Some((cause, 0));
+                    }
+                }
+            }
         }
         if started.elapsed() >= HEALTHY_AFTER {
             backoff = BACKOFF_START;
@@ -57,7 +93,10 @@ async fn pull_once<S: Sink>(
 ) -> anyhow::Result<()> {
     let mut response = tokio::select! {
         _ = shutdown.cancelled() => return Ok(()),
-        response = client.get(&pull.url.0).send() => response?.error_for_status()?,
+        // reqwest's errors name the URL: without it, so a password in it is never shown.
+        response = client.get(pull.url.secret().clone()).send() => response
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(|e| anyhow::anyhow!("GET {}: {}", pull.url, e.without_url()))?,
     };
     let publish = Publish {
         app: &pull.app.0,
@@ -75,7 +114,7 @@ async fn pull_once<S: Sink>(
                 session.end("shutdown");
                 return Ok(());
             }
-            chunk = response.chunk() => chunk?,
+            chunk = response.chunk() => chunk.map_err(|e| anyhow::anyhow!("{}: {}", pull.url, e.without_url()))?,
         };
         let Some(chunk) = chunk else {
             session.end("source ended");

@@ -1,5 +1,5 @@
-//! `livesnap serve`: the long-running, multi-tenant service. RTMP ingest and HTTP-FLV pulls feed
-//! per-stream sessions (a sandboxed capture instance each); a small render pool decodes; storage
+//! `livesnap serve`: the long-running, multi-tenant service. RTMP ingest, HTTP-FLV pulls and RTSP
+//! cameras feed per-stream sessions (a sandboxed capture instance each); a small render pool decodes; storage
 //! and durable callback delivery are shared. [`Server::bind`] then [`Server::run`] with a shutdown
 //! future, so tests run it on port 0.
 
@@ -79,7 +79,14 @@ impl Server {
             connections.clone(),
         ));
         for pull in ctx.config.pulls.clone() {
-            connections.spawn(crate::ingest::pull::run(sink.clone(), pull, stop.clone()));
+            match pull.url.kind() {
+                crate::config::SourceKind::HttpFlv => {
+                    connections.spawn(crate::ingest::pull::run(sink.clone(), pull, stop.clone()));
+                }
+                crate::config::SourceKind::Rtsp => {
+                    connections.spawn(crate::ingest::rtsp::run(sink.clone(), pull, stop.clone()));
+                }
+            }
         }
         let http_stop = stop.clone();
         let http_task = tokio::spawn(

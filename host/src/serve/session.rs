@@ -503,6 +503,32 @@ impl StreamSession {
                 .map_err(|_| anyhow::anyhow!("capture instance poisoned"))?;
             capture.push_tag(tag_type, timestamp_ms, body)
         };
+        self.act(result, i64::from(timestamp_ms))
+    }
+
+    /// Feed one coded video frame (the component's container-neutral entry). An error means
+    /// the stream is over (its capture instance trapped), as for [`StreamSession::push`].
+    pub fn push_frame(&mut self, frame: &crate::runtime::CodedFrame) -> anyhow::Result<()> {
+        if self.failed {
+            anyhow::bail!("stream {} has failed", self.name);
+        }
+        tracing::trace!(pts_ms = frame.pts_ms, nals = frame.nal_units.len(), "frame");
+        let result = {
+            let mut capture = self
+                .capture
+                .lock()
+                .map_err(|_| anyhow::anyhow!("capture instance poisoned"))?;
+            capture.push_frame(frame)
+        };
+        self.act(result, frame.pts_ms)
+    }
+
+    /// Do what the capture instance said for the tag or frame stamped `timestamp_ms`.
+    fn act(
+        &mut self,
+        result: anyhow::Result<Result<Action, Failure>>,
+        timestamp_ms: i64,
+    ) -> anyhow::Result<()> {
         let action = match result {
             Ok(Ok(action)) => action,
             Ok(Err(failure)) => {
@@ -890,6 +916,10 @@ fn now_ms() -> u64 {
 impl StreamSink for StreamSession {
     fn push_tag(&mut self, tag_type: u8, timestamp_ms: u32, body: &[u8]) -> anyhow::Result<()> {
         self.push(tag_type, timestamp_ms, body)
+    }
+
+    fn push_frame(&mut self, frame: &crate::runtime::CodedFrame) -> anyhow::Result<()> {
+        StreamSession::push_frame(self, frame)
     }
 
     fn end(&mut self, reason: &'static str) {

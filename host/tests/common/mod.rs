@@ -5,6 +5,7 @@
     reason = "each test binary uses a different subset of these helpers"
 )]
 
+pub mod live;
 pub mod nats;
 
 use hmac::{Hmac, KeyInit, Mac};
