@@ -90,6 +90,14 @@ struct LoadArgs {
     /// Replicas of the cluster run's JetStream streams and buckets (1 for one server).
     #[arg(long, default_value_t = 1)]
     nats_replicas: usize,
+    /// Cameras: every stream pulls this rtsp:// URL through the RTSP ingest (serve one media to
+    /// all, e.g. host/tests/common/rtsp_server.py --loop); `--fixture` then names the file the
+    /// camera plays, for the expected captures.
+    #[arg(long, value_name = "URL")]
+    rtsp: Option<String>,
+    /// How the cameras send RTP: tcp or udp.
+    #[arg(long, default_value = "tcp", value_parser = ["tcp", "udp"])]
+    rtsp_transport: String,
 }
 
 #[derive(Debug, Args)]
@@ -490,6 +498,25 @@ fn serve_command(args: &ServeArgs) -> ExitCode {
 }
 
 fn loadtest_command(args: LoadArgs) -> ExitCode {
+    let rtsp = match args.rtsp.as_deref().map(crate::config::SourceUrl::parse) {
+        None => None,
+        Some(Ok(url)) if url.kind() == crate::config::SourceKind::Rtsp => {
+            let transport = if args.rtsp_transport == "udp" {
+                crate::config::RtpTransport::Udp
+            } else {
+                crate::config::RtpTransport::Tcp
+            };
+            Some((url, transport))
+        }
+        Some(Ok(url)) => {
+            eprintln!("livesnap: error: --rtsp {url} is not an rtsp:// URL");
+            return ExitCode::from(2);
+        }
+        Some(Err(e)) => {
+            eprintln!("livesnap: error: --rtsp: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let opts = crate::loadtest::LoadOptions {
         streams: args.streams,
         fixtures: args.fixtures,
@@ -501,6 +528,7 @@ fn loadtest_command(args: LoadArgs) -> ExitCode {
         callbacks: !args.no_callbacks,
         nats: args.nats,
         nats_replicas: args.nats_replicas,
+        rtsp,
     };
     let result = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -113,10 +113,7 @@ fn is_parameter_set(codec: Codec, nal: &[u8]) -> bool {
 type JpegCache = HashMap<(Vec<u8>, Vec<u8>), Result<Vec<u8>, String>>;
 
 /// JPEG bytes (or the failure) of a shot, rendered once per distinct configuration and frame.
-fn jpeg(
-    cache: &mut JpegCache,
-    shot: &Shot,
-) -> Result<Vec<u8>, String> {
+fn jpeg(cache: &mut JpegCache, shot: &Shot) -> Result<Vec<u8>, String> {
     cache
         .entry((shot.config.clone(), shot.access_unit.clone()))
         .or_insert_with(|| {
@@ -224,4 +221,65 @@ proptest! {
         let frames = run(name, &settings, Some(delivery));
         assert_same(name, delivery, &tags, &frames, true);
     }
+}
+
+#[test]
+fn a_damaged_iframe_fails_its_capture_and_is_never_kept_or_decoded() {
+    // baseline_360p: I-frames every 2 s. At interval 2 the I-frame at 2 s arrives damaged (its
+    // transport lost packets): that attempt fails with DecodeFailed and starts the interval, so
+    // the next capture is the I-frame at 4 s; the snapshot's kept I-frame stays the one at 0 s.
+    let mut capture = runtime()
+        .capture(&session_info("damaged"), &settings(2))
+        .unwrap()
+        .unwrap();
+    capture.keep_last_iframe(true).unwrap();
+    let mut frames = FlvToFrames::new(SetDelivery::EveryFrame);
+    let mut outcomes = Vec::new();
+    for tag in read_tags(&fixture("baseline_360p")) {
+        let Input::Frame(f) = frames.convert(tag.tag_type, tag.timestamp_ms, &tag.body) else {
+            continue;
+        };
+        let frame = CodedFrame {
+            codec: codec(f.codec),
+            dts_ms: f.dts_ms,
+            pts_ms: f.pts_ms,
+            parameter_sets: f.parameter_sets,
+            nal_units: f.nal_units,
+            damaged: (2000..2040).contains(&f.dts_ms),
+        };
+        match capture.push_frame(&frame).unwrap().unwrap() {
+            Action::None => {}
+            Action::Capture(shot) => {
+                outcomes.push((shot.clock_ms, "captured".to_owned()));
+                capture
+                    .complete(shot.seq, &Outcome::Stored((640, 360)))
+                    .unwrap()
+                    .unwrap();
+            }
+            Action::Refused(body) => {
+                let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+                assert!(
+                    v["errmsg"].as_str().unwrap().contains("incomplete"),
+                    "{body}"
+                );
+                outcomes.push((f.dts_ms.into(), v["code"].as_str().unwrap().to_owned()));
+            }
+        }
+        if f.dts_ms == 3000 {
+            let kept = capture.last_iframe().unwrap().unwrap();
+            assert_eq!(kept.clock_ms, 0, "the damaged I-frame is not kept");
+        }
+        if f.dts_ms >= 6000 {
+            break;
+        }
+    }
+    assert_eq!(
+        outcomes,
+        vec![
+            (0, "captured".to_owned()),
+            (2000, "DecodeFailed".to_owned()),
+            (4000, "captured".to_owned()),
+            (6000, "captured".to_owned()),
+        ]
+    );
 }

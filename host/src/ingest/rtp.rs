@@ -57,6 +57,11 @@ pub struct Depacketizer {
     current: Option<AccessUnit>,
     bytes: usize,
     fragment: Option<Fragment>,
+    /// Access units finished so far: the first one of a connection may begin mid-frame.
+    finished: u64,
+    /// A packet was seen: a gap before the first one is not a loss (a client joining a live
+    /// stream starts where it is; the RTSP server's RTP-Info may be older).
+    started: bool,
     /// Payload structures seen that livesnap does not take (STAP-B, MTAP, FU-B, PACI):
     /// (type, count), for one log line per cause.
     pub unsupported: Vec<(u8, u64)>,
@@ -71,6 +76,8 @@ impl Depacketizer {
             current: None,
             bytes: 0,
             fragment: None,
+            finished: 0,
+            started: false,
             unsupported: Vec::new(),
         }
     }
@@ -98,7 +105,8 @@ impl Depacketizer {
             nal_units: Vec::new(),
             damaged: false,
         });
-        if lost > 0 {
+        let first_packet = !std::mem::replace(&mut self.started, true);
+        if lost > 0 && !first_packet {
             au.damaged = true;
             self.fragment = None;
         }
@@ -119,6 +127,12 @@ impl Depacketizer {
             au.damaged = true;
         }
         self.bytes = 0;
+        self.finished += 1;
+        if self.finished == 1 && au.damaged {
+            // The connection joined the stream inside this frame: nothing was lost, the frame
+            // simply began before we did. Dropped without a word.
+            return None;
+        }
         (!au.nal_units.is_empty() || au.damaged).then_some(au)
     }
 
@@ -318,6 +332,7 @@ mod tests {
     #[test]
     fn a_lost_fragment_damages_the_access_unit_and_drops_the_cut_unit() {
         let mut d = Depacketizer::new(Codec::H264, MAX);
+        d.push(-3000, true, 0, &[0x41, 0]); // a whole first frame
         d.push(0, false, 0, &[0x06, 1]); // SEI arrives whole
         d.push(0, false, 0, &[0x7c, 0x85, 0xa]);
         // The middle fragment was lost: the client reports one packet lost before the end.
@@ -329,8 +344,18 @@ mod tests {
     }
 
     #[test]
+    fn joining_mid_frame_is_not_a_loss() {
+        let mut d = Depacketizer::new(Codec::H264, MAX);
+        // The first packet: a gap before it and a fragment without its start.
+        assert!(d.push(0, true, 40, &[0x7c, 0x45, 0xd]).is_empty());
+        let done = d.push(3000, true, 0, &[0x41, 1]);
+        assert_eq!(units(&done), vec![(3000, vec![vec![0x41, 1]], false)]);
+    }
+
+    #[test]
     fn a_fragment_without_its_end_is_cut() {
         let mut d = Depacketizer::new(Codec::H264, MAX);
+        d.push(-3000, true, 0, &[0x41, 0]);
         d.push(0, false, 0, &[0x7c, 0x85, 0xa]);
         let done = d.push(3000, true, 0, &[0x41, 1]);
         assert_eq!(
@@ -362,6 +387,11 @@ mod tests {
     fn malformed_packets_damage_without_panicking() {
         for codec in [Codec::H264, Codec::H265] {
             let mut d = Depacketizer::new(codec, 64);
+            let whole: &[u8] = match codec {
+                Codec::H264 => &[0x41, 0],
+                Codec::H265 => &[2, 1, 0],
+            };
+            assert_eq!(d.push(-3000, true, 0, whole).len(), 1, "{codec:?}");
             for payload in [
                 &[][..],
                 &[0x80],
@@ -375,13 +405,15 @@ mod tests {
                 d.push(0, false, 0, payload);
             }
             let done = d.push(0, true, 0, &[0x41; 100]);
-            assert!(done.iter().all(|au| au.damaged), "{codec:?}");
+            assert_eq!(done.len(), 1, "{codec:?}");
+            assert!(done[0].damaged, "{codec:?}");
         }
     }
 
     #[test]
     fn access_units_stay_under_the_limit() {
         let mut d = Depacketizer::new(Codec::H264, 100);
+        d.push(-3000, true, 0, &[0x41, 0]);
         d.push(0, false, 0, &[0x7c, 0x85]);
         let mut middle = vec![0u8; 32];
         middle[..2].copy_from_slice(&[0x7c, 0x05]);
