@@ -254,12 +254,9 @@ async fn hevc_http_flv_pull_gives_replays_captures_and_the_latest_picture() {
         .cloned()
         .collect();
     assert_same_captures(&full, &expected);
-    let token = livesnap::serve::session::latest_token("s3cret-live", "live", "cam1");
-    let resp = server
-        .get(&format!("/latest/live/cam1.jpg?token={token}"))
+    server
+        .assert_latest_jpeg("s3cret-live", "live", "cam1")
         .await;
-    assert_eq!(resp.status(), 200);
-    assert_eq!(&resp.bytes().await.unwrap()[..2], &[0xff, 0xd8]);
     server.shutdown().await;
 }
 

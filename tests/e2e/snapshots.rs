@@ -185,6 +185,7 @@ fixture_tests!(
     audio_interleaved,
     av1_unsupported,
     baseline_360p,
+    camera_gop8,
     cavlc_8x8,
     cqm_jvt,
     damaged_keyframe,

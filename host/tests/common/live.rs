@@ -134,6 +134,17 @@ impl Running {
             .unwrap()
     }
 
+    /// Assert that `/latest/{app}/{stream}.jpg` answers a JPEG, with the token of a tenant whose
+    /// callback secret is `secret`.
+    pub async fn assert_latest_jpeg(&self, secret: &str, app: &str, stream: &str) {
+        let token = livesnap::serve::session::latest_token(secret, app, stream);
+        let resp = self
+            .get(&format!("/latest/{app}/{stream}.jpg?token={token}"))
+            .await;
+        assert_eq!(resp.status(), 200, "/latest/{app}/{stream}.jpg");
+        assert_eq!(&resp.bytes().await.unwrap()[..2], &[0xff, 0xd8]);
+    }
+
     pub async fn metric(&self, line_prefix: &str) -> u64 {
         let text = self.get("/metrics").await.text().await.unwrap();
         text.lines()
