@@ -148,8 +148,12 @@ pub fn probe(input: &str, options: &ProbeOptions, out: &mut dyn Write) -> anyhow
         let deadline = tokio::time::Instant::now() + duration;
         match url.kind() {
             SourceKind::Rtsp => {
-                let mut camera =
-                    Camera::connect(&url, options.transport, DEFAULT_MAX_TAG_BYTES).await?;
+                let connect = Camera::connect(&url, options.transport, DEFAULT_MAX_TAG_BYTES);
+                let mut camera = tokio::time::timeout(std::time::Duration::from_secs(15), connect)
+                    .await
+                    .map_err(|_| {
+                        anyhow::anyhow!("{url}: no answer to DESCRIBE/SETUP/PLAY within 15 s")
+                    })??;
                 eprintln!("livesnap: {url}: {}", camera.description);
                 while let Ok(frame) = tokio::time::timeout_at(deadline, camera.next_frame()).await {
                     let Some(frame) = frame? else { break };

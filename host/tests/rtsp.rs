@@ -2,7 +2,7 @@
 //! `common/rtsp_server.py`, which `.ci/run` installs) plays fixture streams in real time, remuxed
 //! to MPEG-TS without re-encoding; `livesnap serve` pulls them with `[[pull]] url = "rtsp://…"`.
 //! Covered: H.264 and H.265, RTP over TCP and UDP, Digest authentication (right and wrong
-//! password, which leaks nowhere), parameter sets only in the SDP, a client joining mid-GOP, a
+//! password, which leaks nowhere; an MJPEG and an audio-only camera refused with one clear line), parameter sets only in the SDP, a client joining mid-GOP, a
 //! server restart mid-stream, a long-GOP camera, the still URL, `probe rtsp://`, and the same
 //! pictures as the same stream published over RTMP.
 
@@ -406,11 +406,23 @@ fn a_wrong_password_gets_no_session_and_leaks_nowhere() {
     let dir = temp_dir("rtsp-auth");
     let server = RtspServer::start(
         0,
-        &[mount("/cam", "baseline_360p", "h264", "inband"), auth()].concat(),
+        &[
+            mount("/cam", "baseline_360p", "h264", "inband"),
+            vec![
+                "--launch".into(),
+                "/mjpeg=( videotestsrc is-live=true ! jpegenc ! rtpjpegpay name=pay0 pt=26 )"
+                    .into(),
+                "--launch".into(),
+                "/audio=( audiotestsrc is-live=true ! mulawenc ! rtppcmupay name=pay0 )".into(),
+            ],
+            auth(),
+        ]
+        .concat(),
     );
     let wrong = "Wr0ng-secret-pw";
     let bad_url = server.url("/cam").replacen(PASSWORD, wrong, 1);
     let missing = server.url("/nothing-here");
+    let (mjpeg, audio) = (server.url("/mjpeg"), server.url("/audio"));
     let http = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let http_addr = http.local_addr().unwrap();
     drop(http);
@@ -418,7 +430,9 @@ fn a_wrong_password_gets_no_session_and_leaks_nowhere() {
         "[server]\nrtmp = \"127.0.0.1:0\"\nhttp = \"{http_addr}\"\n[storage]\nroot = \"{}\"\n\
          [callbacks]\nspool_dir = \"{}\"\n\n{}\
          [[pull]]\nurl = \"{bad_url}\"\napp = \"live\"\nstream = \"bad\"\n\n\
-         [[pull]]\nurl = \"{missing}\"\napp = \"live\"\nstream = \"missing\"\n",
+         [[pull]]\nurl = \"{missing}\"\napp = \"live\"\nstream = \"missing\"\n\n\
+         [[pull]]\nurl = \"{mjpeg}\"\napp = \"live\"\nstream = \"mjpeg\"\n\n\
+         [[pull]]\nurl = \"{audio}\"\napp = \"live\"\nstream = \"audio\"\n",
         dir.join("objects").display(),
         dir.join("spool").display(),
         tenant("live", "shots", None, 2),
@@ -473,5 +487,16 @@ fn a_wrong_password_gets_no_session_and_leaks_nowhere() {
     };
     assert_eq!(warned("401"), 1, "{log}");
     assert_eq!(warned("404"), 1, "{log}");
+    // Cameras livesnap cannot capture say so, once each.
+    assert_eq!(
+        warned("no h.264 or h.265 video track (it offers: video jpeg)"),
+        1,
+        "{log}"
+    );
+    assert_eq!(
+        warned("no h.264 or h.265 video track (it offers: audio pcmu)"),
+        1,
+        "{log}"
+    );
     assert!(!log.contains("camera playing"), "{log}");
 }

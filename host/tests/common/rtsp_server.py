@@ -54,6 +54,11 @@ own, as a single NAL unit packet or fragmented (FU-A, H.264 type 28 / FU, H.265 
 added by ffmpeg's MPEG-TS muxer) are sent too. RTP goes over TCP (interleaved) or UDP unicast,
 as the client asks; each access unit's last packet has the marker bit.
 
+--launch PATH=PIPELINE
+    A mount served from a gst-launch pipeline (payloaders named pay0, pay1, ...), for cameras
+    livesnap must refuse: e.g. `/mjpeg=( videotestsrc is-live=true ! jpegenc ! rtpjpegpay
+    name=pay0 )` or an audio-only `( audiotestsrc is-live=true ! mulawenc ! rtppcmupay name=pay0 )`.
+
 --user U --password P
     Digest authentication (RFC 2617, MD5): only U with P may DESCRIBE/SETUP/PLAY, everyone else
     gets 401 Unauthorized.
@@ -295,8 +300,11 @@ def parse_mount(text):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--port", type=int, required=True, help="TCP port on 127.0.0.1 (0: any free)")
-    ap.add_argument("--mount", type=parse_mount, action="append", required=True,
+    ap.add_argument("--mount", type=parse_mount, action="append", default=[],
                     metavar="PATH=FILE:CODEC:PARAMS")
+    ap.add_argument("--launch", action="append", default=[], metavar="PATH=PIPELINE",
+                    help="a mount served from a gst-launch pipeline whose payloaders are pay0, "
+                         "pay1, ... (e.g. an MJPEG or audio-only camera)")
     ap.add_argument("--user")
     ap.add_argument("--password")
     ap.add_argument("--loop", action="store_true", help="play the files forever")
@@ -307,6 +315,8 @@ def main():
     ap.add_argument("--exit-on-stdin-eof", action="store_true",
                     help="exit when stdin is closed (the test process died)")
     args = ap.parse_args()
+    if not args.mount and not args.launch:
+        ap.error("give at least one --mount or --launch")
     if (args.user is None) != (args.password is None):
         ap.error("--user and --password go together")
 
@@ -341,6 +351,18 @@ def main():
                 f"{args.user}, media.factory.access=(boolean)true, "
                 "media.factory.construct=(boolean)true"))
         mounts.add_factory(path, f)
+
+    for spec in args.launch:
+        path, _, pipeline = spec.partition("=")
+        f = GstRtspServer.RTSPMediaFactory()
+        f.set_launch(pipeline)
+        f.set_shared(True)
+        f.set_address_pool(pool)
+        if auth is not None:
+            f.add_role_from_structure(Gst.Structure.new_from_string(
+                f"{args.user}, media.factory.access=(boolean)true, "
+                "media.factory.construct=(boolean)true"))
+        mounts.add_factory(path if path.startswith("/") else "/" + path, f)
 
     if server.attach(None) == 0:
         print(f"rtsp_server.py: cannot listen on 127.0.0.1:{args.port}", file=sys.stderr)
