@@ -343,11 +343,10 @@ impl SourceUrl {
 
     /// The user name and password, if the URL has them (percent-decoded).
     pub fn credentials(&self) -> Option<(String, String)> {
-        let decode = |s: &str| percent_decode(s);
         (!self.url.username().is_empty() || self.url.password().is_some()).then(|| {
             (
-                decode(self.url.username()),
-                decode(self.url.password().unwrap_or_default()),
+                percent_decode(self.url.username()),
+                percent_decode(self.url.password().unwrap_or_default()),
             )
         })
     }

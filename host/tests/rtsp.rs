@@ -147,16 +147,6 @@ fn first_session(bodies: &[Value], stream: &str) -> Vec<Value> {
         .collect()
 }
 
-fn session_of(cb: &Value) -> String {
-    cb["taskid"]
-        .as_str()
-        .unwrap()
-        .split('/')
-        .nth(2)
-        .unwrap()
-        .to_owned()
-}
-
 /// What must agree between a live session and replay: status, code, size and the capture's
 /// second relative to the push start (±1 s for the live clock's start).
 fn outcomes(cbs: &[Value]) -> Vec<(u64, String, u64, u64, u64)> {

@@ -31,7 +31,8 @@ pub struct Camera {
     stream_index: usize,
     codec: Codec,
     clock_rate: i64,
-    /// SPS/PPS (VPS/SPS/PPS) from the SDP, handed out with every frame.
+    /// SPS/PPS (VPS/SPS/PPS) from the SDP, handed out with the first frame (the session keeps
+    /// out-of-band sets until they change: contract §6a), then empty.
     parameter_sets: Vec<Vec<u8>>,
     depacketizer: Depacketizer,
     /// Running maximum of the presentation times, ms: the decode timestamp.
@@ -183,7 +184,7 @@ impl Camera {
             // The session clock's input is 32-bit milliseconds that wrap, as FLV's.
             dts_ms: dts_ms.rem_euclid(1 << 32) as u32,
             pts_ms,
-            parameter_sets: self.parameter_sets.clone(),
+            parameter_sets: std::mem::take(&mut self.parameter_sets),
             nal_units: au.nal_units,
             damaged: au.damaged,
         });

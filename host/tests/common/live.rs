@@ -292,8 +292,7 @@ pub fn files_under(dir: &Path) -> Vec<String> {
 /// A callback with its session folder and times made comparable across sessions: `taskid` and
 /// keys lose `{push_start_ms}-{session_id}`, `timestamp` becomes seconds since the push start.
 pub fn normalize(cb: &Value) -> Value {
-    let taskid = cb["taskid"].as_str().unwrap();
-    let session = taskid.split('/').nth(2).unwrap().to_owned();
+    let session = session_of(cb);
     let push_start_s = session.split('-').next().unwrap().parse::<u64>().unwrap() / 1000;
     let mut out = cb.clone();
     for field in ["taskid", "keys", "dstpath"] {
@@ -303,4 +302,15 @@ pub fn normalize(cb: &Value) -> Value {
     let ts = cb["timestamp"].as_u64().unwrap();
     out["timestamp"] = Value::from(ts - push_start_s);
     out
+}
+
+/// The `{push_start_ms}-{session_id}` part of a callback's `taskid`.
+pub fn session_of(cb: &Value) -> String {
+    cb["taskid"]
+        .as_str()
+        .unwrap()
+        .split('/')
+        .nth(2)
+        .unwrap()
+        .to_owned()
 }
